@@ -139,6 +139,7 @@ class Decision:
             "summary": self.summary,
             "aliases": list(self.aliases),
             "statutes": list(self.statutes),
+            "signature": self.signature,
             "paragraphs": [
                 {
                     "number": p.number,
@@ -150,6 +151,33 @@ class Decision:
                 for p in self.paragraphs
             ],
         }
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "") -> "Decision":
+        """The inverse of ``to_json``: how a store gives a decision back without its file."""
+        return cls(
+            reference=data["ref"],
+            authority=data["authority"],
+            category=tuple(c.strip() for c in data.get("category", "").split(">") if c.strip()),
+            outcome=data.get("outcome", ""),
+            decision_date=date.fromisoformat(data["decision_date"]) if data.get("decision_date") else None,
+            url=data.get("url", ""),
+            summary=data.get("summary", ""),
+            paragraphs=tuple(
+                Paragraph(
+                    number=p["number"],
+                    section=p["section"],
+                    text=p["text"],
+                    subsection=p.get("subsection", ""),
+                    statutes=tuple(p.get("statutes", ())),
+                )
+                for p in data.get("paragraphs", ())
+            ),
+            aliases=tuple(data.get("aliases", ())),
+            statutes=tuple(data.get("statutes", ())),
+            signature=data.get("signature", ""),
+            source=source or data.get("source", ""),
+        )
 
     @property
     def content_hash(self) -> str:

@@ -24,6 +24,11 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODERS = ("torch", "onnx", "onnx-int8")
 
 
+def label_for(encoder: str) -> str:
+    """The label an embedder of this backend records in the index (see ``Embedder.label``)."""
+    return f"{MODEL_NAME} [{encoder}]"
+
+
 class EmbedderError(RuntimeError):
     """The embedding model could not be loaded or run; the message says what to do."""
 
@@ -94,7 +99,7 @@ class Embedder(ABC):
     @property
     def label(self) -> str:
         """What the collection records, so that vectors from another model or backend are refused."""
-        return f"{self.model_name} [{self.encoder}]"
+        return label_for(self.encoder) if self.model_name == MODEL_NAME else f"{self.model_name} [{self.encoder}]"
 
 
 class TorchEmbedder(Embedder):

@@ -132,6 +132,7 @@ class _State:
     in_summary: bool = False
     top_indent: int | None = None
     after_heading: bool = False  # a heading came after the last paragraph began
+    complainant: str = ""  # the first alias of the summary ("Mrs A"), once known
 
 
 def _letter(n: int) -> str:
@@ -154,6 +155,27 @@ def _new_para(state: _State, text: str) -> None:
     )
 
 
+_CONTINUES = (":", ";", "; and", "; or", ", or", ", and")
+
+
+def _is_list_item(para: _Para, text: str, state: _State) -> bool:
+    """Whether a ``- `` line of the unnumbered export is a sub-item of the paragraph above.
+
+    That export flattens lists into the same bullets as paragraphs, so the list is read from the
+    wording: items follow a lead-in ending in ':' or ';', and are lower-case fragments, or short
+    sentences that do not open with the complainant (who opens most new paragraphs).
+    """
+    last = para.lines[-1].rstrip()
+    if text[:1].islower():
+        return para.open_list or last.endswith(_CONTINUES)
+    if not para.open_list:
+        return False
+    if text.rstrip().endswith(_CONTINUES[1:]):
+        return True
+    starts_with_complainant = bool(state.complainant) and text.startswith(state.complainant)
+    return len(text.split()) <= 20 and not starts_with_complainant
+
+
 def _body_line(state: _State, line: str) -> None:
     """Feed one line of the decision body into the paragraph builder."""
     m = _NUMBERED_RE.match(line)
@@ -174,11 +196,11 @@ def _body_line(state: _State, line: str) -> None:
     m = _DASH_RE.match(line)
     if m:
         text = m.group("text").strip()
-        para = state.paragraphs[-1] if state.paragraphs else None
-        indented = len(m.group("indent")) > 0
-        if para and not state.in_summary and (indented or (para.open_list and text[:1].islower())):
+        para = state.paragraphs[-1] if state.paragraphs and not state.after_heading else None
+        if para and not state.in_summary and (m.group("indent") or _is_list_item(para, text, state)):
             _append_sub(state, "•", text)
-            para.open_list = True
+            # A lower-case list ends with its first full stop; a list of sentences runs on.
+            para.open_list = not (text[:1].islower() and text.endswith("."))
         else:
             _new_para(state, text)
         return
@@ -264,6 +286,9 @@ def parse_text(text: str, source: str = "<text>") -> Decision:
             state.summary.append(sm.group("text").strip())
             state.in_summary = True
             continue
+        if not state.complainant and (state.summary or state.paragraphs):
+            found = _aliases(state.summary or [state.paragraphs[0].text])
+            state.complainant = found[0] if found else ""
         if _SIGNATURE_RE.match(s) and len(s) < 120:
             signature = s
             continue

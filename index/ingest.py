@@ -1,0 +1,293 @@
+"""Ingest: files in, decisions indexed, incrementally and safely.
+
+Unchanged decisions (same content hash) are skipped without embedding; changed ones replace their
+passages; one bad file is reported and the rest of the batch still goes in. After the vectors, the
+lexical index and the boilerplate table are rebuilt when the indexed content changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from index.decision import Decision
+from index.embedder import Embedder
+from index.lexical import LexicalIndex
+from index.parse import DecisionError, parse_file
+from index.passage import Passage, passages_of
+from index.store import DecisionWrite, Store, StoredPassage, StoreError
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = {".txt", ".html", ".htm"}
+ADDED, REPLACED, UNCHANGED, FAILED, REMOVED, REPAIRED = "added", "replaced", "unchanged", "failed", "removed", "repaired"
+# A paragraph whose normalised text appears in at least this many decisions is boilerplate.
+BOILERPLATE_MIN_DECISIONS = 3
+
+
+@dataclass
+class FileResult:
+    """What happened to one input (a file, or a decision repaired or pruned)."""
+
+    source: str
+    status: str
+    reference: str = ""
+    reason: str = ""
+    paragraphs: int = 0
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    embedded_passages: int = 0
+    embedded_windows: int = 0
+    lexical_rebuilt: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+    @property
+    def rate(self) -> float:
+        """Paragraphs (passages) embedded and stored per second of ingest."""
+        return self.embedded_passages / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in (ADDED, REPLACED, UNCHANGED, REPAIRED, REMOVED, FAILED)]
+        line = ", ".join(parts) + f" in {self.seconds:.1f} s"
+        if self.embedded_passages:
+            line += f" ({self.embedded_passages} paragraphs embedded, {self.rate:.1f} paragraphs/s)"
+        return line
+
+    def to_json(self) -> dict:
+        return {
+            "added": self.count(ADDED), "replaced": self.count(REPLACED), "unchanged": self.count(UNCHANGED),
+            "repaired": self.count(REPAIRED), "removed": self.count(REMOVED), "failed": self.count(FAILED),
+            "seconds": round(self.seconds, 3), "embedded_paragraphs": self.embedded_passages,
+            "paragraphs_per_second": round(self.rate, 2),
+            "results": [r.__dict__ for r in self.results],
+        }
+
+
+def collect_files(paths: list[Path]) -> tuple[list[Path], list[FileResult]]:
+    """Decision files named directly or found in folders (recursively), and the paths that fail."""
+    files: list[Path] = []
+    failures: list[FileResult] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if not found:
+                failures.append(FileResult(str(path), FAILED, reason="the folder holds no .txt or .html files"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            failures.append(FileResult(str(path), FAILED, reason="no such file or folder"))
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, failures
+
+
+ProgressFn = Callable[[int, int, int], None]  # (decisions done, decisions total, paragraphs embedded)
+EmbedderSource = Embedder | Callable[[], Embedder]
+
+
+class _Writer:
+    """Embeds decisions in batches large enough to keep the encoder efficient, then stores each."""
+
+    def __init__(self, store: Store, embedder: EmbedderSource, label: str, report: IngestReport,
+                 progress: ProgressFn | None, total: int):
+        self.store, self._embedder, self.label, self.report = store, embedder, label, report
+        self.progress, self.total, self.done = progress, total, 0
+        self.pending: list[tuple[Decision, list[Passage], list[list[str]], FileResult]] = []
+        self.pending_windows = 0
+        self.replacing: set[str] = set()  # references that may have passages stored already
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use: an ingest with nothing new to embed never loads the model."""
+        if not isinstance(self._embedder, Embedder):
+            self._embedder = self._embedder()
+            if self._embedder.label != self.label:
+                raise StoreError(f"the embedder is {self._embedder.label}, expected {self.label}")
+        return self._embedder
+
+    def add(self, decision: Decision, result: FileResult) -> None:
+        passages = passages_of(decision)
+        windows = [self.embedder.windows(p.embedding_text()) for p in passages]
+        self.pending.append((decision, passages, windows, result))
+        self.pending_windows += sum(len(w) for w in windows)
+        if self.pending_windows >= 256:
+            self.flush()
+
+    def skip(self) -> None:
+        self.done += 1
+        self._tick()
+
+    def _tick(self) -> None:
+        if self.progress:
+            self.progress(self.done, self.total, self.report.embedded_passages)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        texts = [w for _, _, windows, _ in self.pending for ws in windows for w in ws]
+        t = time.perf_counter()
+        vectors = self.embedder.embed(texts)
+        self.report.embed_seconds += time.perf_counter() - t
+        batch, at = [], 0
+        for decision, passages, windows, _ in self.pending:
+            n = sum(len(w) for w in windows)
+            batch.append(DecisionWrite(decision, passages, windows, vectors[at : at + n]))
+            at += n
+        self.store.write_decisions(batch, self.label, replacing=self.replacing)
+        for _, passages, windows, result in self.pending:
+            result.paragraphs = len(passages)
+            self.report.results.append(result)
+            self.report.embedded_passages += len(passages)
+            self.report.embedded_windows += sum(len(w) for w in windows)
+            self.done += 1
+        self._tick()
+        self.pending, self.pending_windows = [], 0
+
+
+def ingest(
+    paths: list[Path],
+    store: Store,
+    embedder: EmbedderSource,
+    *,
+    label: str | None = None,
+    prune: bool = False,
+    rebuild: bool = False,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Index the decisions in ``paths`` into ``store``; see the module docstring.
+
+    ``embedder`` may be a function that loads it, called only if something needs embedding; then
+    ``label`` (what the embedder will be) must be given so the store can check it up front.
+    """
+    start = time.perf_counter()
+    report = IngestReport()
+    if label is None:
+        if not isinstance(embedder, Embedder):
+            embedder = embedder()
+        label = embedder.label
+    if rebuild:
+        store.drop()
+    store.passages_collection(label)  # creates the collection or refuses a model mismatch
+    files, failures = collect_files(paths)
+    report.results.extend(failures)
+
+    parsed: dict[str, list[Decision]] = defaultdict(list)
+    for f in files:
+        try:
+            d = parse_file(f)
+        except DecisionError as e:
+            report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
+            continue
+        parsed[d.reference].append(d)
+
+    records = store.records()
+    writer = _Writer(store, embedder, label, report, progress, total=len(parsed))
+    writer.replacing = set(records)
+    writer._tick()
+    for ref, versions in parsed.items():
+        hashes = {d.content_hash for d in versions}
+        if len(hashes) > 1:
+            names = ", ".join(d.source for d in versions)
+            for d in versions:
+                report.results.append(FileResult(
+                    d.source, FAILED, ref,
+                    f"duplicate reference {ref} with different text in {names}; none of them was indexed "
+                    "(the index keeps what it had): remove or fix all but one",
+                ))
+            writer.skip()
+            continue
+        d = versions[0]
+        for dup in versions[1:]:
+            report.results.append(FileResult(dup.source, UNCHANGED, ref, f"same decision as {d.source}"))
+        old = records.get(ref)
+        if old is not None and old.complete and old.content_hash == d.content_hash:
+            report.results.append(FileResult(d.source, UNCHANGED, ref, paragraphs=old.paragraphs))
+            writer.skip()
+            continue
+        status = ADDED if old is None else REPLACED
+        if old is not None and not old.complete:
+            status = REPAIRED
+        writer.add(d, FileResult(d.source, status, ref))
+    writer.flush()
+
+    # Decisions a killed ingest left half-written, whose files are not in this batch: rewrite them
+    # from the JSON the store kept.
+    for ref, rec in records.items():
+        if not rec.complete and ref not in parsed:
+            try:
+                writer.add(store.stored_decision(ref), FileResult(rec.source, REPAIRED, ref))
+            except KeyError:
+                store.delete_decision(ref)
+    writer.flush()
+
+    if prune:
+        for ref, rec in store.records().items():
+            if ref not in parsed and rec.source and not Path(rec.source).exists():
+                store.delete_decision(ref)
+                report.results.append(FileResult(rec.source, REMOVED, ref, "its file is gone"))
+
+    report.lexical_rebuilt = refresh_lexical(store)
+    report.seconds = time.perf_counter() - start
+    log.info("ingest: %s", report.summary())
+    return report
+
+
+def refresh_lexical(store: Store, force: bool = False) -> bool:
+    """Rebuild the lexical index, catalogue and boilerplate table if the store's content changed."""
+    records = store.complete_records()
+    fingerprint = store.fingerprint(records)
+    folder = store.lexical_dir
+    if not force:
+        if LexicalIndex.saved_fingerprint(folder) == fingerprint:
+            return False
+    passages = [p for p in store.iter_passages() if p.reference in records and
+                p.metadata.get("decision_hash") == records[p.reference].content_hash]
+    lexical = LexicalIndex.build([p.id for p in passages], [_lexical_text(p) for p in passages])
+    lexical.save(folder, fingerprint, {"catalogue.json": catalogue(passages, records)})
+    return True
+
+
+def _lexical_text(p: StoredPassage) -> str:
+    heading = p.metadata.get("subsection") or p.metadata.get("section") or ""
+    return f"{heading}. {p.text}"
+
+
+def catalogue(passages: list[StoredPassage], records) -> dict:
+    """The retriever's in-memory view: per passage the fields it filters and groups on, per decision
+    its metadata, and which normalised paragraph texts many decisions share (boilerplate)."""
+    per_key: dict[str, set[str]] = defaultdict(set)
+    for p in passages:
+        per_key[p.metadata["boilerplate_key"]].add(p.reference)
+    shared = {k: len(refs) for k, refs in per_key.items() if len(refs) >= BOILERPLATE_MIN_DECISIONS}
+    rows = [
+        [p.id, p.reference, p.metadata["paragraph"], p.metadata.get("section", ""),
+         p.metadata.get("subsection", ""), p.metadata["boilerplate_key"], int(p.metadata.get("token_count", 0))]
+        for p in passages
+    ]
+    decisions = {
+        ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
+              "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs}
+        for ref, r in records.items()
+    }
+    return {"passages": rows, "boilerplate": shared, "decisions": decisions}

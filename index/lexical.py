@@ -1,0 +1,146 @@
+"""The lexical index: BM25 (bm25s) over passage texts, saved as plain files beside the Chroma data.
+
+Dense vectors blur exact words ("Safety Plan", "section 26(6)(c)", "Disabled Facilities Grant");
+BM25 does not. Statute provisions and references are kept as whole tokens so they match exactly.
+The saved index records the store fingerprint it was built from, so a stale one is detected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_WORD_RE = re.compile(r"\d+[a-z]{0,3}(?:\(\w{1,4}\))+|[a-z0-9]+(?:['’][a-z]+)?")
+_REF_RE = re.compile(r"\b(\d{2})[ \-/]?(\d{3})[ \-/]?(\d{3})([a-z]?)\b")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+    except ImportError:  # stemming improves recall; BM25 still works without it
+        log.warning("PyStemmer is not installed; BM25 runs without stemming")
+        return None
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stemmed words without stopwords; provisions like ``26(6)(c)`` stay whole too."""
+    text = text.lower().replace("’", "'")
+    text = _REF_RE.sub(lambda m: f" ref{m.group(1)}{m.group(2)}{m.group(3)}{m.group(4)} ", text)
+    tokens: list[str] = []
+    stop = _stopwords()
+    for m in _WORD_RE.finditer(text):
+        w = m.group(0)
+        if "(" in w:
+            tokens.append(w)  # the whole provision, plus its parts for partial matches
+            tokens.extend(p for p in re.split(r"[()]+", w) if p)
+            continue
+        w = w.split("'")[0]
+        if w and w not in stop:
+            tokens.append(w)
+    stemmer = _stemmer()
+    if stemmer is not None:
+        tokens = [t if ("(" in t or t.startswith("ref")) else s for t, s in zip(tokens, stemmer.stemWords(tokens))]
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over passages; ``ids[i]`` is the passage id of document ``i``."""
+
+    def __init__(self, ids: list[str], model) -> None:
+        self.ids = ids
+        self.model = model
+        self._pos = {pid: i for i, pid in enumerate(ids)}
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str]) -> "LexicalIndex":
+        import bm25s
+
+        model = bm25s.BM25()
+        if ids:
+            model.index([tokenize(t) or ["_empty_"] for t in texts], show_progress=False)
+        return cls(list(ids), model)
+
+    def save(self, folder: Path, fingerprint: str, extra: dict[str, object] | None = None) -> None:
+        """Write atomically, with ``extra`` JSON files beside it: a reader never sees a half-written index."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".lexical-"))
+        if self.ids:
+            self.model.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps(self.ids))
+        for name, body in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(body, ensure_ascii=False))
+        (tmp / "fingerprint").write_text(fingerprint)
+        old = folder.with_name(folder.name + ".old")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @staticmethod
+    def saved_fingerprint(folder: Path) -> str:
+        """The fingerprint of the saved index, or "" when there is none."""
+        try:
+            return (folder / "fingerprint").read_text().strip()
+        except OSError:
+            return ""
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple["LexicalIndex | None", str]:
+        """The saved index and the fingerprint it was built from; (None, "") when there is none."""
+        try:
+            fingerprint = (folder / "fingerprint").read_text().strip()
+            ids = json.loads((folder / "ids.json").read_text())
+        except (OSError, ValueError):
+            return None, ""
+        import bm25s
+
+        if not ids:
+            return cls([], bm25s.BM25()), fingerprint
+        try:
+            model = bm25s.BM25.load(str(folder), show_progress=False)
+        except Exception as e:
+            log.warning("the lexical index at %s cannot be read (%s); it will be rebuilt", folder, e)
+            return None, ""
+        return cls(ids, model), fingerprint
+
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Best ``k`` passages for ``query`` as ``(passage_id, BM25 score)``; only ``allowed`` ids if given."""
+        if not self.ids:
+            return []
+        tokens = tokenize(query)
+        vocab = self.model.vocab_dict
+        tokens = [t for t in tokens if t in vocab]
+        if not tokens:
+            return []
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(len(self.ids), dtype=np.float32)
+            for pid in allowed:
+                i = self._pos.get(pid)
+                if i is not None:
+                    mask[i] = 1.0
+            if not mask.any():
+                return []
+        k = min(k, len(self.ids))
+        docs, scores = self.model.retrieve([tokens], k=k, show_progress=False, weight_mask=mask, n_threads=1)
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]

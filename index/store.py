@@ -1,0 +1,415 @@
+"""The store: Chroma (a local folder or a ``chroma run`` server) holding passages and decisions.
+
+Two collections: ``passages`` (one vector per embedding window, cosine space, the model recorded
+in its metadata) and ``decisions`` (one record per decision holding its parsed JSON and content
+hash). A decision is written in three steps (mark "writing", replace passages, mark "done") so a
+process killed mid-way leaves a record that says so; readers ignore such decisions and the next
+ingest repairs them from the stored JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import numpy as np
+
+from index import config  # noqa: F401  (offline environment first)
+from index.config import StoreConfig
+from index.decision import Decision, normalise_reference
+from index.passage import SUMMARY, Passage
+
+log = logging.getLogger(__name__)
+
+PASSAGES = "ombudsman-passages"
+DECISIONS = "ombudsman-decisions"
+SCHEMA = "1"
+WRITING, DONE = "writing", "done"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says which store and what to do."""
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """What the store knows of one decision without loading its text."""
+
+    reference: str
+    authority: str
+    category: str
+    outcome: str
+    decision_date: str  # ISO date or ""
+    url: str
+    content_hash: str
+    source: str
+    status: str
+    paragraphs: int
+
+    @property
+    def complete(self) -> bool:
+        return self.status == DONE
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """A passage as read back from the store (one record per passage, whole text)."""
+
+    id: str
+    metadata: dict[str, Any]
+    text: str
+
+    @property
+    def reference(self) -> str:
+        return self.metadata["ref"]
+
+    @property
+    def paragraph(self) -> int | str:
+        p = self.metadata["paragraph"]
+        return SUMMARY if p == SUMMARY else int(p)
+
+
+def _passage_metadata(p: Passage, decision_hash: str, window: int, windows: int) -> dict[str, Any]:
+    md: dict[str, Any] = {
+        "passage_id": p.id,
+        "ref": p.reference,
+        "paragraph": str(p.paragraph),
+        "number": 0 if p.is_summary else int(p.paragraph),
+        "section": p.section,
+        "subsection": p.subsection,
+        "authority": p.authority,
+        "category": p.category,
+        "outcome": p.outcome,
+        "decision_date": p.decision_date.isoformat() if p.decision_date else "",
+        "date_ordinal": p.decision_date.toordinal() if p.decision_date else 0,
+        "url": p.url,
+        "token_count": p.token_count,
+        "content_hash": p.content_hash,
+        "boilerplate_key": p.boilerplate_key,
+        "decision_hash": decision_hash,
+        "window": window,
+        "windows": windows,
+    }
+    # Chroma keeps list metadata but not empty lists.
+    if p.statutes:
+        md["statutes"] = list(p.statutes)
+    if p.aliases:
+        md["aliases"] = list(p.aliases)
+    return md
+
+
+@dataclass(frozen=True)
+class DecisionWrite:
+    """One decision to store: its passages, each passage's window texts, one vector per window."""
+
+    decision: Decision
+    passages: list[Passage]
+    windows: list[list[str]]
+    vectors: np.ndarray
+
+
+def window_id(passage_id: str, window: int) -> str:
+    """Record id of an embedding window: the passage id itself for the first window."""
+    return passage_id if window == 0 else f"{passage_id}~{window}"
+
+
+class Store:
+    """A connection to one store. Cheap to construct; collections are opened lazily."""
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        self.config = cfg
+        self._client = None
+        self._passages = None
+        self._decisions = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            settings = Settings(anonymized_telemetry=False)
+            if self.config.chroma_url:
+                u = urlparse(self.config.chroma_url if "://" in self.config.chroma_url else f"http://{self.config.chroma_url}")
+                if not u.hostname:
+                    raise StoreError(f"--chroma-url {self.config.chroma_url!r} is not a URL like http://127.0.0.1:8000")
+                try:
+                    self._client = chromadb.HttpClient(
+                        host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
+                        ssl=u.scheme == "https", settings=settings,
+                    )
+                    self._client.heartbeat()
+                except Exception as e:
+                    self._client = None
+                    raise StoreError(
+                        f"cannot reach the Chroma server at {self.config.chroma_url} ({type(e).__name__}); "
+                        "start one with `chroma run --path DIR --host 127.0.0.1 --port PORT`, "
+                        "or unset OMBUDSMAN_CHROMA_URL to use the local index"
+                    ) from None
+            else:
+                path = self.config.index_dir / "chroma"
+                path.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+        return self._client
+
+    @property
+    def lexical_dir(self) -> Path:
+        """Where the lexical index lives: beside the Chroma data, or per server in server mode."""
+        if self.config.chroma_url:
+            slug = re.sub(r"[^A-Za-z0-9]+", "-", self.config.chroma_url).strip("-")
+            return self.config.index_dir / "servers" / slug / "lexical"
+        return self.config.index_dir / "lexical"
+
+    def _existing(self, name: str):
+        try:
+            return self.client.get_collection(name, embedding_function=None)
+        except Exception as e:  # chromadb raises NotFoundError (1.x) or ValueError (older)
+            if "does not exist" in str(e) or "not found" in str(e).lower():
+                return None
+            raise
+
+    def exists(self) -> bool:
+        """Whether anything has been indexed here."""
+        return self._existing(PASSAGES) is not None
+
+    @property
+    def model_label(self) -> str | None:
+        """The embedder label recorded when the index was built, or None for an empty store."""
+        col = self._existing(PASSAGES)
+        return (col.metadata or {}).get("model") if col is not None else None
+
+    def check_model(self, label: str) -> None:
+        """Refuse to mix vectors of different models or encoders in one index."""
+        recorded = self.model_label
+        if recorded is not None and recorded != label:
+            raise StoreError(
+                f"the {self.config.description} was built with {recorded}, but this run embeds with "
+                f"{label}; vectors of different encoders do not compare. Use the same encoder "
+                "(--encoder / OMBUDSMAN_ENCODER), or rebuild with `ombudsman ingest --rebuild`."
+            )
+
+    def passages_collection(self, label: str | None = None):
+        """The passages collection; created (recording ``label``) when ``label`` is given."""
+        if self._passages is None:
+            col = self._existing(PASSAGES)
+            if col is None:
+                if label is None:
+                    raise StoreError(
+                        f"the {self.config.description} has no decisions yet; run `ombudsman ingest` first"
+                    )
+                col = self.client.create_collection(
+                    PASSAGES, embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine", "ef_search": 200}},
+                    metadata={"model": label, "schema": SCHEMA},
+                )
+            self._passages = col
+        if label is not None:
+            self.check_model(label)
+        return self._passages
+
+    @property
+    def decisions_collection(self):
+        if self._decisions is None:
+            self._decisions = self.client.get_or_create_collection(
+                DECISIONS, embedding_function=None, metadata={"schema": SCHEMA}
+            )
+        return self._decisions
+
+    @property
+    def max_batch(self) -> int:
+        try:
+            return max(1, min(5000, int(self.client.get_max_batch_size()) - 1))
+        except Exception:
+            return 1000
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def records(self) -> dict[str, DecisionRecord]:
+        """Every decision record, complete or not, by reference."""
+        out: dict[str, DecisionRecord] = {}
+        col = self.decisions_collection
+        offset = 0
+        while True:
+            got = col.get(include=["metadatas"], limit=self.max_batch, offset=offset)
+            for md in got["metadatas"]:
+                r = DecisionRecord(
+                    reference=md["ref"], authority=md.get("authority", ""), category=md.get("category", ""),
+                    outcome=md.get("outcome", ""), decision_date=md.get("decision_date", ""),
+                    url=md.get("url", ""), content_hash=md.get("content_hash", ""),
+                    source=md.get("source", ""), status=md.get("status", ""),
+                    paragraphs=int(md.get("paragraphs", 0)),
+                )
+                out[r.reference] = r
+            if len(got["ids"]) < self.max_batch:
+                return out
+            offset += len(got["ids"])
+
+    def complete_records(self) -> dict[str, DecisionRecord]:
+        return {k: r for k, r in self.records().items() if r.complete}
+
+    def decision(self, reference: str) -> Decision:
+        """The stored decision; ``KeyError`` with the nearest indexed references when absent."""
+        ref = normalise_reference(reference)
+        got = self.decisions_collection.get(ids=[ref.replace(" ", "-")], include=["documents", "metadatas"])
+        if got["ids"] and got["metadatas"][0].get("status") == DONE:
+            return Decision.from_json(json.loads(got["documents"][0]), source=got["metadatas"][0].get("source", ""))
+        near = nearest_references(ref, list(self.complete_records()))
+        hint = f"; the nearest indexed references are {', '.join(near)}" if near else ""
+        raise KeyError(f"decision {ref} is not in the {self.config.description}{hint}")
+
+    def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
+        """Whole passages by passage id (window 0 holds the passage's metadata and text)."""
+        out: dict[str, StoredPassage] = {}
+        col = self.passages_collection()
+        for i in range(0, len(ids), self.max_batch):
+            chunk = ids[i : i + self.max_batch]
+            got = col.get(ids=chunk, include=["metadatas", "documents"])
+            for rid, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
+                out[rid] = StoredPassage(rid, md, doc)
+        return out
+
+    def iter_passages(self, where: dict | None = None) -> Iterator[StoredPassage]:
+        """Every passage's first window (whole text and metadata), page by page."""
+        col = self.passages_collection()
+        clause = {"window": 0} if where is None else {"$and": [{"window": 0}, where]}
+        offset = 0
+        while True:
+            got = col.get(where=clause, include=["metadatas", "documents"], limit=self.max_batch, offset=offset)
+            for rid, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
+                yield StoredPassage(rid, md, doc)
+            if len(got["ids"]) < self.max_batch:
+                return
+            offset += len(got["ids"])
+
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """Nearest embedding windows as ``(passage_id, cosine similarity)``, best first, one per passage."""
+        col = self.passages_collection()
+        total = col.count()
+        if total == 0:
+            return []
+        got = col.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+            n_results=min(n, total), where=where, include=["metadatas", "distances"],
+        )
+        best: dict[str, float] = {}
+        for md, dist in zip(got["metadatas"][0], got["distances"][0]):
+            pid = md["passage_id"]
+            sim = 1.0 - float(dist)
+            if sim > best.get(pid, -2.0):
+                best[pid] = sim
+        return sorted(best.items(), key=lambda kv: -kv[1])
+
+    def counts(self) -> tuple[int, int]:
+        """(complete decisions, passages)."""
+        records = self.complete_records()
+        return len(records), sum(r.paragraphs for r in records.values())
+
+    def fingerprint(self, records: dict[str, DecisionRecord] | None = None) -> str:
+        """Identifies the indexed content: changes whenever any decision is added, replaced or removed."""
+        records = self.complete_records() if records is None else records
+        h = hashlib.sha256()
+        for ref in sorted(records):
+            h.update(f"{ref}={records[ref].content_hash};".encode())
+        return h.hexdigest()[:24]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _record_metadata(self, d: Decision, status: str, n: int) -> dict[str, Any]:
+        return {
+            "ref": d.reference, "authority": d.authority, "category": d.category_path,
+            "outcome": d.outcome, "decision_date": d.decision_date.isoformat() if d.decision_date else "",
+            "url": d.url, "content_hash": d.content_hash, "source": d.source, "status": status,
+            "paragraphs": n,
+        }
+
+    def _mark(self, batch: list[tuple[Decision, int]], status: str) -> None:
+        col = self.decisions_collection
+        for k in range(0, len(batch), self.max_batch):
+            part = batch[k : k + self.max_batch]
+            col.upsert(
+                ids=[d.slug for d, _ in part],
+                embeddings=[[1.0]] * len(part),
+                documents=[json.dumps(d.to_json(), ensure_ascii=False) for d, _ in part],
+                metadatas=[self._record_metadata(d, status, n) for d, n in part],
+            )
+
+    def write_decisions(self, batch: list[DecisionWrite], label: str, replacing: set[str] = frozenset()) -> None:
+        """Replace everything stored for each decision in ``batch`` with its passages and vectors.
+
+        The batch is written in three steps (records marked "writing", passages replaced, records
+        marked "done"), each one Chroma call per size limit, so that writes cost little per decision
+        and a crash leaves records that say they are incomplete. ``replacing`` names the references
+        that may have passages already (the rest are new and need no delete).
+        """
+        col = self.passages_collection(label)
+        ids, docs, mds, vecs = [], [], [], []
+        for w in batch:
+            n_windows = sum(len(ws) for ws in w.windows)
+            if len(w.vectors) != n_windows:
+                raise ValueError(f"{w.decision.reference}: {len(w.vectors)} vectors for {n_windows} windows")
+            for p, ws in zip(w.passages, w.windows):
+                for k in range(len(ws)):
+                    ids.append(window_id(p.id, k))
+                    docs.append(p.text)
+                    mds.append(_passage_metadata(p, w.decision.content_hash, k, len(ws)))
+            vecs.append(np.asarray(w.vectors, dtype=np.float32))
+        counts = [(w.decision, len(w.passages)) for w in batch]
+        self._mark(counts, WRITING)
+        old = [w.decision.reference for w in batch if w.decision.reference in replacing]
+        if old:
+            col.delete(where={"ref": {"$in": old}})
+        vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
+        for k in range(0, len(ids), self.max_batch):
+            m = k + self.max_batch
+            col.add(ids=ids[k:m], documents=docs[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
+        self._mark(counts, DONE)
+
+    def delete_decision(self, reference: str) -> None:
+        ref = normalise_reference(reference)
+        col = self._existing(PASSAGES)
+        if col is not None:
+            col.delete(where={"ref": ref})
+        self.decisions_collection.delete(ids=[ref.replace(" ", "-")])
+
+    def stored_decision(self, reference: str) -> Decision:
+        """A decision's stored JSON even when its record is incomplete (for repairs)."""
+        got = self.decisions_collection.get(ids=[normalise_reference(reference).replace(" ", "-")], include=["documents", "metadatas"])
+        if not got["ids"]:
+            raise KeyError(reference)
+        return Decision.from_json(json.loads(got["documents"][0]), source=got["metadatas"][0].get("source", ""))
+
+    def drop(self) -> None:
+        """Delete both collections (``ingest --rebuild``)."""
+        for name in (PASSAGES, DECISIONS):
+            if self._existing(name) is not None:
+                self.client.delete_collection(name)
+        self._passages = self._decisions = None
+
+
+def nearest_references(reference: str, known: list[str], n: int = 3) -> list[str]:
+    """The indexed references closest to a mistyped one (by digits in common, then distance)."""
+    digits = re.sub(r"\D", "", reference)
+
+    def score(ref: str) -> tuple[int, int]:
+        d = re.sub(r"\D", "", ref)
+        same = sum(1 for a, b in zip(d, digits) if a == b)
+        try:
+            gap = abs(int(d) - int(digits))
+        except ValueError:
+            gap = 10**9
+        return (-same, gap)
+
+    return sorted(known, key=score)[:n]
+
+
+def iso_to_date(text: str) -> date | None:
+    return date.fromisoformat(text) if text else None

@@ -1,0 +1,166 @@
+"""The ``ombudsman`` command line: ingest, show, search, ask, cite, eval, serve.
+
+Only this module and the Gradio app print; everything below them logs. Options shared by every
+command (``--index``, ``--chroma-url``, ``--encoder``) may come from environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from index import config
+from index.parse import DecisionError
+
+log = logging.getLogger("ombudsman")
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+class Settings:
+    """What the common options chose; the archive is opened on first use."""
+
+    def __init__(self, index_dir: str | None, chroma_url: str | None, encoder: str) -> None:
+        self.store_config = config.StoreConfig.from_env(index_dir, chroma_url)
+        self.encoder = encoder
+        self._archive = None
+
+    @property
+    def archive(self):
+        if self._archive is None:
+            from rag.archive import Archive
+
+            self._archive = Archive(self.store_config, self.encoder)
+        return self._archive
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--index", "index_dir", envvar="OMBUDSMAN_INDEX", type=click.Path(file_okay=False),
+              help="Folder of the local index (env OMBUDSMAN_INDEX; default: data/index in the project).")
+@click.option("--chroma-url", envvar="OMBUDSMAN_CHROMA_URL", default="",
+              help="Use a Chroma server (e.g. http://127.0.0.1:8000) instead of the local index (env OMBUDSMAN_CHROMA_URL).")
+@click.option("--encoder", envvar="OMBUDSMAN_ENCODER", default="auto", show_default=True,
+              type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+              help="Embedding backend (env OMBUDSMAN_ENCODER); the index records which one built it.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (model loads, store, timings).")
+@click.pass_context
+def main(ctx: click.Context, index_dir: str | None, chroma_url: str, encoder: str, verbose: bool) -> None:
+    """Ask questions of LGSCO decisions and get answers that cite the paragraphs they rest on."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = Settings(index_dir, chroma_url, encoder)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _guard(fn):
+    """Turn the errors users can act on into one clear line and a non-zero exit."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from index.embedder import EmbedderError
+        from index.store import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except (StoreError, EmbedderError, DecisionError) as e:
+            _fail(str(e))
+        except KeyError as e:
+            _fail(str(e.args[0]) if e.args else "not found")
+        except ValueError as e:
+            _fail(str(e))
+
+    return wrapper
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="Also remove indexed decisions whose files are gone.")
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it again from these files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_settings
+@_guard
+def ingest(settings: Settings, paths: tuple[Path, ...], prune: bool, rebuild: bool, as_json: bool) -> None:
+    """Index decision files (.txt exports or saved .html pages) or folders of them; default: seeds/.
+
+    Unchanged decisions are skipped, changed ones replaced; bad files are reported and the rest
+    still go in. Exits 1 when any file failed.
+    """
+    from tqdm import tqdm
+
+    from index.ingest import FAILED
+
+    targets = list(paths) or [config.SEEDS_DIR]
+    archive = settings.archive
+    bar = None
+
+    def progress(done: int, total: int, paragraphs: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="decision", disable=as_json or total < 2, file=sys.stderr,
+                       dynamic_ncols=True)
+        bar.n = done
+        elapsed = bar.format_dict["elapsed"]
+        rate = paragraphs / elapsed if elapsed > 0.5 else 0.0
+        bar.set_postfix_str(f"{paragraphs} paragraphs embedded, {rate:.1f} paragraphs/s", refresh=False)
+        bar.refresh()
+
+    report = archive.ingest(targets, prune=prune, rebuild=rebuild, progress=progress)
+    if bar is not None:
+        bar.close()
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        for r in report.results:
+            if r.status == FAILED:
+                click.echo(f"failed: {r.source}: {r.reason}", err=True)
+            elif r.status != "unchanged" or r.reason:
+                extra = f" ({r.reason})" if r.reason else ""
+                click.echo(f"{r.status}: {r.reference} {r.source}{extra}")
+        click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed decision as JSON.")
+@pass_settings
+@_guard
+def show(settings: Settings, reference: str, as_json: bool) -> None:
+    """Print an indexed decision with its official paragraph numbers (REFERENCE in any form)."""
+    d = settings.archive.decision(reference)
+    if as_json:
+        _echo_json(d.to_json())
+        return
+    click.echo(f"{d.authority} ({d.reference})")
+    click.echo(f"Category: {d.category_path}\nDecision: {d.outcome}")
+    click.echo(f"Decision date: {d.decision_date.isoformat() if d.decision_date else 'unknown'}\n{d.url}\n")
+    click.echo(f"Summary: {d.summary}")
+    section = None
+    for p in d.paragraphs:
+        heading = p.section + (f" > {p.subsection}" if p.subsection else "")
+        if heading != section:
+            click.echo(f"\n{heading}")
+            section = heading
+        click.echo(f"  {p.number}. {p.text}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
