@@ -18,6 +18,8 @@ OFFLINE_ENV = {
     "ANONYMIZED_TELEMETRY": "False",
     "ORT_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
 }
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)

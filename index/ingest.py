@@ -253,10 +253,18 @@ def ingest(
     return report
 
 
+CATALOGUE_VERSION = "2"  # bumped when the catalogue's layout or the lexical tokens change
+
+
+def lexical_fingerprint(store: Store, records=None) -> str:
+    """What a saved lexical index must have been built from to be current."""
+    return f"{store.fingerprint(records)}-v{CATALOGUE_VERSION}"
+
+
 def refresh_lexical(store: Store, force: bool = False) -> bool:
     """Rebuild the lexical index, catalogue and boilerplate table if the store's content changed."""
     records = store.complete_records()
-    fingerprint = store.fingerprint(records)
+    fingerprint = lexical_fingerprint(store, records)
     folder = store.lexical_dir
     if not force:
         if LexicalIndex.saved_fingerprint(folder) == fingerprint:
@@ -282,12 +290,17 @@ def catalogue(passages: list[StoredPassage], records) -> dict:
     shared = {k: len(refs) for k, refs in per_key.items() if len(refs) >= BOILERPLATE_MIN_DECISIONS}
     rows = [
         [p.id, p.reference, p.metadata["paragraph"], p.metadata.get("section", ""),
-         p.metadata.get("subsection", ""), p.metadata["boilerplate_key"], int(p.metadata.get("token_count", 0))]
+         p.metadata.get("subsection", ""), p.metadata["boilerplate_key"], int(p.metadata.get("token_count", 0)),
+         list(p.metadata.get("statutes") or ())]
         for p in passages
     ]
+    aliases: dict[str, set[str]] = defaultdict(set)
+    for p in passages:
+        aliases[p.reference].update(p.metadata.get("aliases") or ())
     decisions = {
         ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
-              "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs}
+              "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs,
+              "aliases": sorted(aliases[ref])}
         for ref, r in records.items()
     }
     return {"passages": rows, "boilerplate": shared, "decisions": decisions}

@@ -162,5 +162,115 @@ def show(settings: Settings, reference: str, as_json: bool) -> None:
         click.echo(f"  {p.number}. {p.text}")
 
 
+def _filters(authority: str, category: str, outcome: str, since, until, ref: str):
+    from rag.retriever import Filters
+
+    return Filters(
+        authority=authority or "", category=category or "", outcome=outcome or "",
+        since=since.date() if since else None, until=until.date() if until else None, ref=ref or "",
+    )
+
+
+def filter_options(fn):
+    """The filters shared by ``search`` and ``ask``."""
+    for opt in reversed([
+        click.option("--authority", default="", help="Only decisions of authorities whose name contains this."),
+        click.option("--category", default="", help="Only decisions whose category path contains this."),
+        click.option("--outcome", default="", help="Only this outcome: Upheld, Not upheld, Closed after initial enquiries."),
+        click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions dated on or after (YYYY-MM-DD)."),
+        click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions dated on or before (YYYY-MM-DD)."),
+        click.option("--ref", default="", help="Only this decision (reference in any form)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def read_queries(path: Path) -> list[dict]:
+    """JSONL questions ({"id", "question"}); a bad line is an error naming the file and line."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            question = item["question"]
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError("empty question")
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}, line {n}: expected {{\"id\": ..., \"question\": \"...\"}} ({e})") from None
+        out.append({"id": item.get("id", n), "question": question})
+    return out
+
+
+@main.command()
+@click.argument("question", required=False)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="How many paragraphs.")
+@click.option("--mode", default="hybrid", show_default=True, type=click.Choice(["hybrid", "dense", "bm25"]),
+              help="Retriever: hybrid (dense + BM25 fused), dense only, or BM25 only.")
+@click.option("--queries", type=click.Path(path_type=Path, dir_okay=False),
+              help="A JSONL file of {\"id\", \"question\"}; prints one JSON line of hits per question.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@filter_options
+@pass_settings
+@_guard
+def search(settings: Settings, question: str | None, k: int, mode: str, queries: Path | None, as_json: bool,
+           authority: str, category: str, outcome: str, since, until, ref: str) -> None:
+    """Find the paragraphs that best match QUESTION (or every question in --queries)."""
+    from rag.question import check_question
+
+    filters = _filters(authority, category, outcome, since, until, ref)
+    if queries:
+        items = read_queries(queries)
+    elif not question:
+        _fail("give a QUESTION or --queries FILE")
+    else:
+        question = check_question(question)
+    retriever = settings.archive.retriever
+    if queries:
+        for item in items:
+            try:
+                hits = retriever.search(check_question(item["question"]), k=k, filters=filters, mode=mode)
+                click.echo(json.dumps({"id": item["id"], "hits": [h.to_json() for h in hits]}, ensure_ascii=False))
+            except ValueError as e:
+                click.echo(json.dumps({"id": item["id"], "error": str(e), "hits": []}, ensure_ascii=False))
+        return
+    hits = retriever.search(question, k=k, filters=filters, mode=mode)
+    if as_json:
+        _echo_json([h.to_json() for h in hits])
+        return
+    if not hits:
+        click.echo("No indexed paragraph matches.")
+    for i, h in enumerate(hits, start=1):
+        click.echo(f"[{i}] {h.authority} ({h.ref}), {h.label} — {h.section}  score {h.score:.3f}")
+        click.echo(f"    {h.outcome}, {h.decision_date}  {h.url}")
+        click.echo("    " + h.text.replace("\n", "\n    ") + "\n")
+
+
+@main.command("eval")
+@click.option("--set", "question_set", type=click.Path(path_type=Path, dir_okay=False),
+              help="Question set (JSONL); default: eval/questions.jsonl.")
+@click.option("--retriever", "retrievers", multiple=True, type=click.Choice(["bm25", "dense", "hybrid"]),
+              help="Run only this retriever (repeatable); default: all, side by side.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_settings
+@_guard
+def eval_command(settings: Settings, question_set: Path | None, retrievers: tuple[str, ...], as_json: bool) -> None:
+    """Run the retrieval eval suite: Recall@1/3/5/10, MRR@10, nDCG@10, Hit@1 per retriever and kind."""
+    from eval.run import QUESTIONS, RETRIEVERS, evaluate_archive, format_table, load_questions
+
+    questions = load_questions(question_set or QUESTIONS)
+    report = evaluate_archive(settings.archive, questions, retrievers or RETRIEVERS)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(format_table(report))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,148 @@
+"""Query understanding: what a question says about which decisions and paragraphs it wants.
+
+Users name decisions by reference in any form, councils by short names ("Leicestershire",
+"Hull"), complainants by alias ("Mr X"), outcomes in their own words ("closed", "not upheld"),
+and provisions ("section 26(6)(c)"). Each becomes a structured field the retriever can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from index.decision import REFERENCE_PATTERN, find_references
+from index.statute import Provision, parse_provision_query
+
+UPHELD, NOT_UPHELD, CLOSED = "Upheld", "Not upheld", "Closed after initial enquiries"
+
+_OUTCOME_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (NOT_UPHELD, re.compile(r"\bnot\s+upheld\b|\bno\s+fault\b|\bfound\s+no\s+fault\b|\bwasn'?t\s+upheld\b|\brejected\b", re.I)),
+    (CLOSED, re.compile(
+        r"\bclosed\b|\bclose\b|\bnot\s+(?:be\s+)?investigat\w*|\bwon'?t\s+investigate|\bwouldn'?t\s+investigate"
+        r"|\brefus\w*\s+to\s+investigate|\bdeclin\w*\s+to\s+investigate|\binitial\s+enquiries\b"
+        r"|\bdid\s*n[o']t\s+investigate|\bdecided\s+not\s+to\b", re.I)),
+    (UPHELD, re.compile(r"(?<!not\s)\bupheld\b|\bfound\s+(?:the\s+council\s+)?at\s+fault\b|\bfault\s+found\b", re.I)),
+]
+_WHY_RE = re.compile(
+    r"^\s*(?:why|how\s+come|for\s+what\s+reason|on\s+what\s+(?:basis|grounds))\b|\breasons?\b|\bwhy\b|\bexplain\b", re.I
+)
+_LAW_RE = re.compile(
+    r"\b(?:ombudsman'?s?|ombudsmen'?s?)\s+(?:role|powers?|jurisdiction)|\bpowers?\b|\bthe\s+law\b|\blegal\b|\bsection\s+\d"
+    r"|\bs\.?\s?\d+[A-Z]?\(|\bact\s+\d{4}\b|\bschedule\s+\d|\bjurisdiction\b|\btime\s+limit|\blate\s+complaints?\b"
+    r"|\bcan(?:not|'t)?\s+(?:the\s+)?ombudsman\b|\bwhen\s+(?:can|will|does|do)\s+(?:the\s+)?(?:ombudsman|you|we)\b"
+    r"|\bwhat\s+(?:can|does)\s+the\s+ombudsman\b|\bgo(?:ing)?\s+to\s+court\b|\btribunal\b|\bright\s+of\s+appeal\b",
+    re.I,
+)
+_ALIAS_RE = re.compile(r"\b(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+([A-Za-z])\b(?!['’]?[a-z]{2})", re.I)
+_PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,3})\b", re.I)
+_SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
+
+# Words that name a kind of authority rather than which one; stripped to get the short name.
+_GENERIC = re.compile(
+    r"\b(?:metropolitan\s+)?(?:borough|county|city|district|town|parish)?\s*council\b|\bthe\b|\bcouncil\s+of\b"
+    r"|\blondon\s+borough\s+of\b|\broyal\s+borough\s+of\b|\bcity\s+of\b|\bcombined\s+authority\b",
+    re.I,
+)
+
+
+def short_name(authority: str) -> str:
+    """``Leicestershire County Council`` -> ``leicestershire``; ``London Borough of Lambeth`` -> ``lambeth``."""
+    s = _GENERIC.sub(" ", authority.lower().replace("&", " and "))
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", s)).strip()
+
+
+def _norm(text: str) -> str:
+    return " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", text.lower().replace("&", " and "))).strip() + " "
+
+
+@dataclass
+class AuthorityNames:
+    """The names users may give each indexed authority, longest first so the most specific wins."""
+
+    names: list[tuple[str, str]] = field(default_factory=list)  # (normalised name, authority)
+
+    @classmethod
+    def of(cls, authorities: list[str]) -> "AuthorityNames":
+        names: dict[str, set[str]] = {}
+        for a in authorities:
+            forms = {_norm(a).strip(), short_name(a)}
+            core = short_name(a)
+            if " upon " in core:  # Kingston upon Hull -> Hull
+                forms.add(core.split(" upon ")[-1])
+            for f in forms:
+                if f and len(f) >= 3:
+                    names.setdefault(f, set()).add(a)
+        pairs = [(n, a) for n, auths in names.items() for a in sorted(auths)]
+        pairs.sort(key=lambda na: -len(na[0]))
+        return cls(pairs)
+
+    def find(self, text: str) -> list[str]:
+        """Authorities named in ``text``; a longer name hides a shorter one inside it."""
+        hay = _norm(text)
+        found: list[str] = []
+        taken: list[tuple[int, int]] = []
+        for name, authority in self.names:
+            for m in re.finditer(re.escape(f" {name} "), hay):
+                if any(s <= m.start() and m.end() <= e for s, e in taken):
+                    continue  # these words already named a longer authority
+                taken.append((m.start(), m.end()))
+                if authority not in found:
+                    found.append(authority)
+        return found
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question with what it says about decisions pulled out."""
+
+    text: str
+    references: tuple[str, ...] = ()
+    paragraph: int | str | None = None  # "paragraph 15" / "summary" alongside a reference
+    authorities: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    provision: Provision | None = None
+    why: bool = False
+    law: bool = False
+
+    @property
+    def content(self) -> str:
+        """The words to search with: the question without references (they match nothing in text)."""
+        text = re.sub(REFERENCE_PATTERN, " ", self.text)
+        return re.sub(r"\s+", " ", text).strip() or self.text
+
+
+def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
+    """Read a question into a ``Query``."""
+    refs = tuple(find_references(text))
+    paragraph: int | str | None = None
+    if refs:
+        m = _PARAGRAPH_RE.search(re.sub(REFERENCE_PATTERN, " ", text))
+        if m:
+            paragraph = int(m.group(1))
+        elif _SUMMARY_RE.search(text):
+            paragraph = "summary"
+    aliases: list[str] = []
+    for m in _ALIAS_RE.finditer(text):
+        title = m.group(1).capitalize()
+        alias = f"{title} {m.group(2).upper()}"
+        if alias not in aliases:
+            aliases.append(alias)
+    outcomes: list[str] = []
+    for outcome, pattern in _OUTCOME_PATTERNS:
+        if pattern.search(text) and outcome not in outcomes:
+            if outcome == UPHELD and NOT_UPHELD in outcomes:
+                continue
+            outcomes.append(outcome)
+    provision = parse_provision_query(text) if re.search(r"\bs(?:ections?|s?\.)?\s*\d|\bschedule\s+\d", text, re.I) else None
+    return Query(
+        text=text,
+        references=refs,
+        paragraph=paragraph,
+        authorities=tuple(authorities.find(text)) if authorities else (),
+        aliases=tuple(aliases),
+        outcomes=tuple(outcomes),
+        provision=provision,
+        why=bool(_WHY_RE.search(text)),
+        law=bool(_LAW_RE.search(text)) or provision is not None,
+    )

@@ -1,0 +1,63 @@
+"""Shared fixtures: every test's state in a temporary folder, and indexes built once per session.
+
+The corpus of real decisions lives outside the repository (``../shared/corpus``); tests that need
+it skip with the reason when it is absent, as in a user's clone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from index import config
+
+CORPUS_DIR = Path(os.environ.get("OMBUDSMAN_CORPUS", config.PROJECT_ROOT.parent / "shared" / "corpus"))
+SEEDS_DIR = config.SEEDS_DIR
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(tmp_path_factory, monkeypatch):
+    """No test reads or writes the project's own data folder or a user's configured index."""
+    data = tmp_path_factory.getbasetemp() / "data"
+    monkeypatch.setenv("OMBUDSMAN_DATA", str(data))
+    monkeypatch.delenv("OMBUDSMAN_INDEX", raising=False)
+    monkeypatch.delenv("OMBUDSMAN_CHROMA_URL", raising=False)
+    monkeypatch.delenv("OMBUDSMAN_LLM_URL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not CORPUS_DIR.is_dir():
+        pytest.skip(f"the shared corpus is not at {CORPUS_DIR} (it sits beside the repository in CI)")
+    return CORPUS_DIR
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The default embedder, loaded once for the whole session."""
+    from index.embedder import load_embedder
+
+    return load_embedder("auto")
+
+
+def _archive(path: Path, sources: list[Path], embedder):
+    from rag.archive import Archive
+
+    archive = Archive(config.StoreConfig(index_dir=path), encoder=embedder.encoder)
+    report = archive.ingest(sources)
+    assert not report.failed, report.failed
+    return archive
+
+
+@pytest.fixture(scope="session")
+def seeds_archive(tmp_path_factory, embedder):
+    """An index of the two seed decisions (read-only for tests: copy it to change it)."""
+    return _archive(tmp_path_factory.mktemp("seeds-index"), [SEEDS_DIR], embedder)
+
+
+@pytest.fixture(scope="session")
+def corpus_archive(tmp_path_factory, embedder, corpus_dir):
+    """An index of the seeds and the shared corpus (read-only for tests)."""
+    return _archive(tmp_path_factory.mktemp("corpus-index"), [SEEDS_DIR, corpus_dir], embedder)
