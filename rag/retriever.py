@@ -27,9 +27,11 @@ RRF_K = 60
 DENSE_WEIGHT = 1.0
 LEXICAL_WEIGHT = 1.0
 CANDIDATES = 100  # per retriever, before fusion
-REASON_SECTIONS = {"summary", "final decision", "my assessment", "assessment", "conclusions", "what i found",
-                   "agreed action", "decision"}
+# Where a decision states its outcome and reasons ("why" questions), and where it weighs them.
+OUTCOME_SECTIONS = {"summary", "final decision", "decision", "conclusions", "conclusion"}
+REASON_SECTIONS = {"my assessment", "assessment", "analysis", "what i found", "agreed action"}
 WHY_BOOST = 1.5
+REASON_BOOST = 1.35
 OUTCOME_BOOST = 1.3
 ALIAS_BOOST = 1.2
 PER_DECISION = 3  # at most this many passages of one decision before others get a place
@@ -255,8 +257,12 @@ class Retriever:
             factor *= OUTCOME_BOOST
         if query.aliases and set(query.aliases) & set(decision.get("aliases", ())):
             factor *= ALIAS_BOOST
-        if query.why and (section.lower() in REASON_SECTIONS or paragraph == SUMMARY):
-            factor *= WHY_BOOST
+        if query.why:
+            heading = section.lower()
+            if heading in OUTCOME_SECTIONS or paragraph == SUMMARY:
+                factor *= WHY_BOOST
+            elif heading in REASON_SECTIONS:
+                factor *= REASON_BOOST
         if query.provision is not None and any(provision_matches(query.provision, s) for s in statutes):
             factor *= 2.0
         return factor
