@@ -263,8 +263,8 @@ def _open_session(path: Path):
     return session
 
 
-def _pooling_config(model_dir: Path) -> tuple[str, bool]:
-    """The pooling mode (``mean``, ``cls`` or ``max``) and whether vectors are normalised.
+def _pooling_mode(model_dir: Path) -> str:
+    """The pooling mode of the sentence-transformers model: ``mean``, ``cls`` or ``max``.
 
     Read from the sentence-transformers files, so that ONNX vectors are made exactly like torch's;
     a model with other modules (e.g. a Dense layer after pooling) cannot be run from this export.
@@ -286,20 +286,21 @@ def _pooling_config(model_dir: Path) -> tuple[str, bool]:
             f"{model_dir / pooling_dir / 'config.json'} asks for pooling {modes}; the ONNX encoder "
             "supports one of mean, cls or max: use the torch encoder (OMBUDSMAN_ENCODER=torch)"
         )
-    return modes[0], "Normalize" in kinds
+    return modes[0]
 
 
 class OnnxEmbedder(Embedder):
     """all-MiniLM-L6-v2 on onnxruntime (fp32 or int8), pooled and normalised like the torch model."""
 
-    def __init__(self, path: Path, quantised: bool) -> None:
+    def __init__(self, path: Path, quantised: bool, session=None) -> None:
+        """``path``: the ONNX file; ``session``: an onnxruntime session already open on it, if any."""
         self.path = Path(path)
         self.encoder = "onnx-int8" if quantised else "onnx"
         source = model_path()
         st_config = json.loads((source / "sentence_bert_config.json").read_text())
         self.max_tokens = int(st_config.get("max_seq_length", self.max_tokens))
-        self.pooling, self.normalised_by_model = _pooling_config(source)
-        self.session = _open_session(self.path)
+        self.pooling = _pooling_mode(source)
+        self.session = session if session is not None else _open_session(self.path)
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
         # Fast tokenizers mutate their truncation and padding state on each call and fail with
         # "Already borrowed" when two threads call at once, so every call goes through this lock.
@@ -308,8 +309,10 @@ class OnnxEmbedder(Embedder):
             self._pad_id = int(self.tokenizer.pad_token_id or 0)
 
     def count_model_tokens(self, text: str) -> int:
+        # verbose=False: counting a long paragraph before splitting it into windows is expected,
+        # not the "longer than the maximum sequence length" mistake transformers warns about.
         with self._tokenizer_lock:
-            return super().count_model_tokens(text)
+            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _tokenise(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
         with self._tokenizer_lock:
@@ -376,21 +379,30 @@ def _load_checked(path: Path, make, what: str):
         ) from e
 
 
+def _remove_stale_temporaries(folder: Path, older_than_s: float = 3600) -> None:
+    # Left by a process killed while exporting; a young one may be another process's work.
+    for tmp in folder.glob(".tmp-*"):
+        try:
+            if time.time() - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
 def load_onnx(quantised: bool) -> OnnxEmbedder:
     """The ONNX embedder (int8 if ``quantised``), exporting and quantising on first use."""
     folder = cache_dir()
     fp32, int8 = folder / FP32_FILE, folder / INT8_FILE
     with _cache_lock:
+        _remove_stale_temporaries(folder)
         if not quantised:
-            _load_checked(fp32, export_onnx, "fp32 ONNX")
-            return OnnxEmbedder(fp32, quantised=False)
+            return OnnxEmbedder(fp32, False, _load_checked(fp32, export_onnx, "fp32 ONNX"))
 
         def make_int8(target: Path) -> Path:
             _load_checked(fp32, export_onnx, "fp32 ONNX")  # quantise only from a good fp32 file
             return quantise(fp32, target)
 
-        _load_checked(int8, make_int8, "int8 ONNX")
-        return OnnxEmbedder(int8, quantised=True)
+        return OnnxEmbedder(int8, True, _load_checked(int8, make_int8, "int8 ONNX"))
 
 
 def cpu_supports_int8(cpuinfo: str | None = None) -> tuple[bool, str]:
@@ -443,7 +455,8 @@ def load_fastest(preferred: tuple[str, ...] = DEFAULT_ORDER) -> Embedder:
     ``preferred``: encoder names from ``ENCODERS``, tried in order (default ``DEFAULT_ORDER``).
     ``onnx-int8`` is skipped when ``cpu_supports_int8()`` says it would not pay off. A failure logs
     a WARNING naming the encoder and the error, then the next one is tried; the one in use is
-    logged at INFO. Raises ``EmbedderError`` when none loads.
+    logged at INFO. Raises ``EmbedderError`` when none loads. To honour ``OMBUDSMAN_ENCODER``,
+    callers ask ``encoder_from_env()`` first and call this only for ``auto``.
     """
     unknown = [e for e in preferred if e not in ENCODERS]
     if unknown or not preferred:
