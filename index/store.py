@@ -120,6 +120,11 @@ def window_id(passage_id: str, window: int) -> str:
     return passage_id if window == 0 else f"{passage_id}~{window}"
 
 
+def passage_of_window(record_id: str) -> str:
+    """The passage id of an embedding window's record id (the inverse of ``window_id``)."""
+    return record_id.split("~", 1)[0]
+
+
 class Store:
     """A connection to one store. Cheap to construct; collections are opened lazily."""
 
@@ -291,18 +296,24 @@ class Store:
             offset += len(got["ids"])
 
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
-        """Nearest embedding windows as ``(passage_id, cosine similarity)``, best first, one per passage."""
+        """Nearest embedding windows as ``(passage_id, cosine similarity)``, best first, one per passage.
+
+        Only ids and distances are fetched: reading metadata for a few hundred candidates costs
+        more than the vector search itself.
+        """
         col = self.passages_collection()
-        total = col.count()
-        if total == 0:
-            return []
-        got = col.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
-            n_results=min(n, total), where=where, include=["metadatas", "distances"],
-        )
+        try:
+            got = col.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+                n_results=n, where=where, include=["distances"],
+            )
+        except Exception as e:
+            if col.count() == 0:
+                return []
+            raise StoreError(f"the {self.config.description} could not be searched: {e}") from e
         best: dict[str, float] = {}
-        for md, dist in zip(got["metadatas"][0], got["distances"][0]):
-            pid = md["passage_id"]
+        for rid, dist in zip(got["ids"][0], got["distances"][0]):
+            pid = passage_of_window(rid)
             sim = 1.0 - float(dist)
             if sim > best.get(pid, -2.0):
                 best[pid] = sim

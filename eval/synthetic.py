@@ -1,0 +1,87 @@
+"""Large synthetic archives for benchmarks, recombined from the paragraphs of real decisions.
+
+Each synthetic paragraph is a run of sentences drawn from different real paragraphs, so its words
+and length look like a decision's. Its vector is the normalised mean of its sentences' vectors
+(each sentence embedded once), which places it where the encoder would put such a paragraph
+closely enough for timing searches, without embedding a million paragraphs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from index.decision import Decision, Paragraph
+from index.embedder import Embedder
+from index.parse import parse_file
+from index.passage import passages_of
+from index.sentence import split_sentences
+from index.store import DecisionWrite, Store
+
+
+def real_decisions(folders: list[Path]) -> list[Decision]:
+    out = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.txt")):
+            out.append(parse_file(path))
+    return out
+
+
+class Recombiner:
+    """Makes synthetic decisions (with one vector per passage) from real ones."""
+
+    def __init__(self, decisions: list[Decision], embedder: Embedder, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.templates = [d for d in decisions if d.paragraphs]
+        sentences: list[str] = []
+        for d in decisions:
+            for p in d.paragraphs:
+                sentences.extend(s for s in split_sentences(p.text) if len(s) > 20)
+        self.sentences = sorted(set(sentences))
+        self.vectors = embedder.embed(self.sentences)
+        self.lengths = [max(1, len(split_sentences(p.text))) for d in self.templates for p in d.paragraphs]
+
+    def _paragraph(self) -> tuple[str, np.ndarray]:
+        n = self.rng.choice(self.lengths)
+        picks = [self.rng.randrange(len(self.sentences)) for _ in range(n)]
+        text = " ".join(self.sentences[i] for i in picks)
+        v = self.vectors[picks].mean(axis=0)
+        return text, v / (np.linalg.norm(v) or 1.0)
+
+    def decision(self, i: int) -> tuple[Decision, np.ndarray]:
+        """Synthetic decision number ``i``: a real decision's shape and metadata, new text and reference."""
+        t = self.templates[i % len(self.templates)]
+        paragraphs, vectors = [], []
+        for p in t.paragraphs:
+            text, v = self._paragraph()
+            paragraphs.append(Paragraph(p.number, p.section, text, p.subsection, p.statutes))
+            vectors.append(v)
+        summary, sv = self._paragraph()
+        ref = f"{90 + i // 1_000_000 % 10:02d} {i // 1000 % 1000:03d} {i % 1000:03d}"
+        d = replace(
+            t, reference=ref, summary=summary, paragraphs=tuple(paragraphs),
+            decision_date=(t.decision_date or date(2020, 1, 1)) + timedelta(days=i % 365), url="", source="",
+        )
+        d = replace(d, url=f"https://www.lgo.org.uk/decisions/synthetic/{d.slug}")
+        return d, np.vstack([sv, *vectors]).astype(np.float32)
+
+
+def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batch: int = 200) -> int:
+    """Add synthetic decisions to ``store`` until it holds about ``paragraphs`` passages."""
+    total, i = 0, 0
+    while total < paragraphs:
+        writes = []
+        for _ in range(batch):
+            d, vectors = recombiner.decision(i)
+            i += 1
+            passages = passages_of(d)
+            writes.append(DecisionWrite(d, passages, [[p.text] for p in passages], vectors))
+            total += len(passages)
+            if total >= paragraphs:
+                break
+        store.write_decisions(writes, label)
+    return total
