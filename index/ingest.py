@@ -8,7 +8,9 @@ lexical index and the boilerplate table are rebuilt when the indexed content cha
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,9 @@ class _Writer:
         self.pending: list[tuple[Decision, list[Passage], list[list[str]], FileResult]] = []
         self.pending_windows = 0
         self.replacing: set[str] = set()  # references that may have passages stored already
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
+        self._writing: Future | None = None
+        self._lock = threading.Lock()  # the writer thread and the main thread both report
 
     @property
     def embedder(self) -> Embedder:
@@ -134,15 +139,25 @@ class _Writer:
         if self.pending_windows >= 256:
             self.flush()
 
+    def report_result(self, result: FileResult) -> None:
+        with self._lock:
+            self.report.results.append(result)
+
     def skip(self) -> None:
-        self.done += 1
-        self._tick()
+        with self._lock:
+            self.done += 1
+            self._tick()
 
     def _tick(self) -> None:
         if self.progress:
             self.progress(self.done, self.total, self.report.embedded_passages)
 
     def flush(self) -> None:
+        """Embed what is pending, and hand it to the store writer thread.
+
+        Writing one batch overlaps embedding the next (onnxruntime and Chroma both release the
+        GIL), with at most one batch waiting, so memory stays bounded however large the ingest.
+        """
         if not self.pending:
             return
         texts = [w for _, _, windows, _ in self.pending for ws in windows for w in ws]
@@ -154,15 +169,67 @@ class _Writer:
             n = sum(len(w) for w in windows)
             batch.append(DecisionWrite(decision, passages, windows, vectors[at : at + n]))
             at += n
+        pending, self.pending, self.pending_windows = self.pending, [], 0
+        self.wait()
+        self._writing = self._pool.submit(self._write, batch, pending)
+
+    def _write(self, batch: list[DecisionWrite], pending: list) -> None:
         self.store.write_decisions(batch, self.label, replacing=self.replacing)
-        for _, passages, windows, result in self.pending:
-            result.paragraphs = len(passages)
-            self.report.results.append(result)
-            self.report.embedded_passages += len(passages)
-            self.report.embedded_windows += sum(len(w) for w in windows)
-            self.done += 1
-        self._tick()
-        self.pending, self.pending_windows = [], 0
+        with self._lock:
+            for _, passages, windows, result in pending:
+                result.paragraphs = len(passages)
+                self.report.results.append(result)
+                self.report.embedded_passages += len(passages)
+                self.report.embedded_windows += sum(len(w) for w in windows)
+                self.done += 1
+            self._tick()
+
+    def wait(self) -> None:
+        """Until the batch being written is stored (re-raising what the write raised)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def close(self) -> None:
+        self.flush()
+        self.wait()
+        self._pool.shutdown(wait=True)
+
+
+def _write_all(parsed: dict[str, list[Decision]], records: dict, store: Store, writer: _Writer) -> None:
+    """Decide what each parsed decision needs (nothing, a write, a refusal) and queue the writes."""
+    for ref, versions in parsed.items():
+        hashes = {d.content_hash for d in versions}
+        if len(hashes) > 1:
+            names = ", ".join(d.source for d in versions)
+            for d in versions:
+                writer.report_result(FileResult(
+                    d.source, FAILED, ref,
+                    f"duplicate reference {ref} with different text in {names}; none of them was indexed "
+                    "(the index keeps what it had): remove or fix all but one",
+                ))
+            writer.skip()
+            continue
+        d = versions[0]
+        for dup in versions[1:]:
+            writer.report_result(FileResult(dup.source, UNCHANGED, ref, f"same decision as {d.source}"))
+        old = records.get(ref)
+        if old is not None and old.complete and old.content_hash == d.content_hash:
+            writer.report_result(FileResult(d.source, UNCHANGED, ref, paragraphs=old.paragraphs))
+            writer.skip()
+            continue
+        status = ADDED if old is None else REPLACED
+        if old is not None and not old.complete:
+            status = REPAIRED
+        writer.add(d, FileResult(d.source, status, ref))
+    # Decisions a killed ingest left half-written, whose files are not in this batch: rewrite them
+    # from the JSON the store kept.
+    for ref, rec in records.items():
+        if not rec.complete and ref not in parsed:
+            try:
+                writer.add(store.stored_decision(ref), FileResult(rec.source, REPAIRED, ref))
+            except KeyError:
+                store.delete_decision(ref)
 
 
 def ingest(
@@ -205,41 +272,10 @@ def ingest(
     writer = _Writer(store, embedder, label, report, progress, total=len(parsed))
     writer.replacing = set(records)
     writer._tick()
-    for ref, versions in parsed.items():
-        hashes = {d.content_hash for d in versions}
-        if len(hashes) > 1:
-            names = ", ".join(d.source for d in versions)
-            for d in versions:
-                report.results.append(FileResult(
-                    d.source, FAILED, ref,
-                    f"duplicate reference {ref} with different text in {names}; none of them was indexed "
-                    "(the index keeps what it had): remove or fix all but one",
-                ))
-            writer.skip()
-            continue
-        d = versions[0]
-        for dup in versions[1:]:
-            report.results.append(FileResult(dup.source, UNCHANGED, ref, f"same decision as {d.source}"))
-        old = records.get(ref)
-        if old is not None and old.complete and old.content_hash == d.content_hash:
-            report.results.append(FileResult(d.source, UNCHANGED, ref, paragraphs=old.paragraphs))
-            writer.skip()
-            continue
-        status = ADDED if old is None else REPLACED
-        if old is not None and not old.complete:
-            status = REPAIRED
-        writer.add(d, FileResult(d.source, status, ref))
-    writer.flush()
-
-    # Decisions a killed ingest left half-written, whose files are not in this batch: rewrite them
-    # from the JSON the store kept.
-    for ref, rec in records.items():
-        if not rec.complete and ref not in parsed:
-            try:
-                writer.add(store.stored_decision(ref), FileResult(rec.source, REPAIRED, ref))
-            except KeyError:
-                store.delete_decision(ref)
-    writer.flush()
+    try:
+        _write_all(parsed, records, store, writer)
+    finally:
+        writer.close()
 
     if prune:
         for ref, rec in store.records().items():

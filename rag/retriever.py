@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -157,8 +158,9 @@ class Retriever:
         if query.references:
             narrow(set(query.references))
         if filters.authority:
-            a = filters.authority.lower()
-            narrow({r for r, d in cat.decisions.items() if a in d["authority"].lower()})
+            # Whole words: "Leicester" is not Leicestershire County Council (a different council).
+            a = re.compile(rf"(?<!\w){re.escape(filters.authority.strip())}(?!\w)", re.I)
+            narrow({r for r, d in cat.decisions.items() if a.search(d["authority"])})
         elif query.authorities:
             narrow({r for r, d in cat.decisions.items() if d["authority"] in query.authorities})
         if filters.category:
@@ -213,7 +215,8 @@ class Retriever:
             where = None
             if allowed is not None and len(refs or ()) <= 200:
                 where = {"ref": {"$in": sorted(refs or ())}}
-            for pid, sim in self.store.query(vector, n * (1 if where else 3), where=where):
+            over = 3 if (allowed is not None and where is None) else 1  # filtering after the search
+            for pid, sim in self.store.query(vector, n * over, where=where):
                 if pid in cat.passages and (allowed is None or pid in allowed):
                     dense[pid] = sim
                 if len(dense) >= n:
