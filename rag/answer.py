@@ -83,7 +83,7 @@ _GENERIC = (
     "case reason reasons investigate investigated investigation investigating closed close closing upheld uphold "
     "fault find found say said conclude concluded end ended reject rejected refuse refused decline declined look "
     "looked take taken whi didn wasn won wouldn isn doesn couldn can could would should will explain mr mrs ms miss "
-    "mx dr x y z b c d matter appeal tell me please"
+    "mx dr x y z b c d matter appeal tell me please one ones first second third last mean meant"
 )
 
 
@@ -205,9 +205,12 @@ class Answerer:
     # -- public API ---------------------------------------------------------------------------
 
     def answer(self, question: str, history: list[Turn] | None = None, filters: Filters | None = None) -> Answer:
-        """The answer to ``question`` in the conversation ``history`` (earlier turns, oldest first)."""
+        """The answer to ``question`` in the conversation ``history`` (earlier turns, oldest first).
+
+        Raises ``ValueError`` (with a message for the user) when the question is empty or too long.
+        """
         result = None
-        for piece in self.stream(question, history, filters):
+        for piece in self._run(question, history, filters, streaming=False):
             result = piece
         assert isinstance(result, Answer)
         return result
@@ -218,32 +221,41 @@ class Answerer:
 
         Each ``str`` is the whole text so far (each one extends the one before; a chat window can
         show it as is). Extractive answers grow sentence by sentence; generated ones as the model
-        writes. The final ``Answer`` is authoritative: a generated text is validated before it is
-        returned, and on failure the extractive answer replaces it (mode ``extractive-fallback``),
-        so show the final ``Answer.text`` in place of what was streamed.
+        writes (the request uses ``stream: true``). The final ``Answer`` is authoritative: a
+        generated text is validated before it is returned, and on failure the extractive answer
+        replaces it (mode ``extractive-fallback``), so show the final ``Answer.text`` in place of
+        what was streamed.
         """
+        yield from self._run(question, history, filters, streaming=True)
+
+    def _run(self, question: str, history: list[Turn] | None, filters: Filters | None,
+             streaming: bool) -> Iterator[str | Answer]:
         question = check_question(question)
         plan = self._plan(question, history or [], filters or Filters())
         if self.llm is not None and plan.found and plan.decisions:
-            shown = ""
             try:
-                for text in self._generate(plan, history or []):
+                shown = ""
+                for text in self._generate(plan, history or [], streaming):
                     shown = text
-                    yield text
+                    if streaming:
+                        yield text
                 generated = self._generated_answer(plan, shown)
-                yield generated.text
+                if streaming:
+                    yield generated.text
                 yield generated
                 return
             except LLMError as e:
                 log.warning("generation failed, answering extractively: %s", e)
                 extractive = self._extractive(plan)
                 extractive.mode = FALLBACK
-                extractive.note = "; ".join(p for p in (f"{e}; this is the extractive answer instead", extractive.note) if p)
-                yield from _growing(extractive.text)
+                extractive.note = _join_notes(f"{e}; this is the extractive answer instead", extractive.note)
+                if streaming:
+                    yield from _growing(extractive.text)
                 yield extractive
                 return
         answer = self._extractive(plan)
-        yield from _growing(answer.text)
+        if streaming:
+            yield from _growing(answer.text)
         yield answer
 
     # -- planning -------------------------------------------------------------------------------
@@ -642,15 +654,20 @@ class Answerer:
                 out.append((Source(n, label, h.text), h))
         return out
 
-    def _generate(self, plan: _Plan, history: list[Turn]) -> Iterator[str]:
+    def _generate(self, plan: _Plan, history: list[Turn], streaming: bool) -> Iterator[str]:
+        """The model's text so far (once, whole, when not streaming)."""
         sources = self._sources(plan)
         fitted = fit_sources([s for s, _ in sources], self.llm.config.context_tokens)
         plan.sources = {s.n: (s, h) for (s, h) in sources if any(f.n == s.n for f in fitted)}
         turns = [(t.question, t.answer.text) for t in history[-3:] if t.answer is not None]
         messages = build_messages(plan.question, fitted, turns)
         text = ""
-        for piece in self.llm.stream(messages):
-            text += piece
+        if streaming:
+            for piece in self.llm.stream(messages):
+                text += piece
+                yield text
+        else:
+            text = self.llm.complete(messages)
             yield text
         if not text.strip():
             raise LLMError(f"the language model at {self.llm.config.endpoint} returned an empty answer")
@@ -792,7 +809,7 @@ def named_places(text: str) -> list[str]:
 
 def answer_checks(archive, questions) -> dict[str, float]:
     """Answer-level figures over ``eval.run.Question`` objects whose gold decisions are indexed
-    (and every negative question):
+    (and every negative question), answered extractively:
 
     - ``outcome_questions_citing_gold_decision``: share of outcome ("why") questions whose answer
       cites a gold decision;
@@ -802,19 +819,24 @@ def answer_checks(archive, questions) -> dict[str, float]:
     - ``positives_answered``: share of questions with gold that got an answer (found).
     """
     answerer = Answerer(archive, llm=None)
-    indexed = set(answerer.retriever.catalogue.decisions)
-    outcome = outcome_hits = 0
-    citations = contained = 0
-    negatives = negatives_ok = 0
-    positives = positives_ok = 0
+    usable = scorable(questions, set(answerer.retriever.catalogue.decisions))
+    return score_answers(usable, {q.id: answerer.answer(q.question) for q in usable})
+
+
+def scorable(questions, indexed: set[str]) -> list:
+    """The questions whose gold decisions are all indexed, and the negatives."""
+    return [q for q in questions if not q.gold or {g.split("#")[0].replace("-", " ") for g in q.gold} <= indexed]
+
+
+def score_answers(questions, answers: dict[str, Answer]) -> dict[str, float]:
+    """``answer_checks``'s figures from answers already made (``answers[q.id]``)."""
+    outcome = outcome_hits = citations = contained = negatives = negatives_ok = positives = positives_ok = 0
     for q in questions:
+        a = answers[q.id]
         gold_refs = {g.split("#")[0].replace("-", " ") for g in q.gold}
-        if q.gold and not gold_refs <= indexed:
-            continue
-        a = answerer.answer(q.question)
         for c in a.citations:
             citations += 1
-            contained += all(s in c.hit.text for s in c.sentences) and bool(c.sentences)
+            contained += bool(c.sentences) and all(s in c.hit.text for s in c.sentences)
         if q.negative:
             negatives += 1
             negatives_ok += not a.found
