@@ -272,5 +272,94 @@ def eval_command(settings: Settings, question_set: Path | None, retrievers: tupl
         click.echo(format_table(report))
 
 
+def _print_answer(answer) -> None:
+    """The answer, then each cited paragraph whole (or the closest passages when not found)."""
+    from rag.citation import format_date
+
+    click.echo(answer.text)
+    if answer.note:
+        click.echo(f"\nNote: {answer.note}" + (f" [{answer.mode}]" if answer.mode != "extractive" else ""))
+    shown = [(f"[{c.n}]", c.hit, c.citation) for c in answer.citations]
+    if not answer.found and answer.closest:
+        click.echo("\nClosest passages (not an answer):")
+        shown = [(f"-", h, "") for h in answer.closest]
+    for mark, h, line in shown:
+        click.echo(f"\n{mark} {h.authority} ({h.ref}), {h.label} — {h.section}" + (f" > {h.subsection}" if h.subsection else ""))
+        click.echo(f"    {h.outcome or 'outcome unknown'}, {format_date(h.decision_date) or 'date unknown'}  {h.url}")
+        click.echo("    " + h.text.replace("\n", "\n    "))
+        if line:
+            click.echo(f"    Cite as: {line}")
+
+
+@main.command()
+@click.argument("question", required=False)
+@click.option("--queries", type=click.Path(path_type=Path, dir_okay=False),
+              help="A JSONL file of {\"id\", \"question\"}; prints one JSON answer per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (ARCHITECTURE.md's ask shape).")
+@filter_options
+@pass_settings
+@_guard
+def ask(settings: Settings, question: str | None, queries: Path | None, as_json: bool,
+        authority: str, category: str, outcome: str, since, until, ref: str) -> None:
+    """Answer QUESTION from the indexed decisions, citing the paragraphs it quotes.
+
+    Extractive and offline by default; with OMBUDSMAN_LLM_URL and OMBUDSMAN_LLM_MODEL set, a
+    language model writes the answer (checked, with the extractive answer as fallback). Exits 1
+    when the question names a reference or paragraph that does not exist.
+    """
+    from rag.answer import Answerer
+    from rag.question import check_question
+
+    filters = _filters(authority, category, outcome, since, until, ref)
+    if queries:
+        items = read_queries(queries)
+    elif question is None:
+        _fail("give a QUESTION or --queries FILE")
+    else:
+        question = check_question(question)
+    answerer = Answerer(settings.archive)
+    if queries:
+        for item in items:
+            try:
+                body = answerer.answer(item["question"], filters=filters).to_json()
+            except ValueError as e:
+                body = {"question": item["question"], "error": str(e), "answer": "", "found": False, "citations": []}
+            click.echo(json.dumps({"id": item["id"], **body}, ensure_ascii=False))
+        return
+    answer = answerer.answer(question, filters=filters)
+    if as_json:
+        _echo_json(answer.to_json())
+    else:
+        _print_answer(answer)
+    if answer.missing:
+        click.echo(f"error: {answer.missing}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_settings
+@_guard
+def cite(settings: Settings, text: tuple[str, ...], as_json: bool) -> None:
+    """Look up a citation: a decision ("24 016 809"), a paragraph ("24-016-809 para 15", "¶15",
+    "p15", "summary") or a provision ("section 26(6)(c)", "Local Government Act 1974 s34(3)").
+
+    Prints the decision's outline, the paragraph with a ready-to-paste citation line, or the
+    decisions and paragraphs citing the provision. Exits 1, naming the nearest valid choices, when
+    the reference, paragraph or provision is not found.
+    """
+    from rag.citation import lookup
+
+    result = lookup(settings.archive, " ".join(text))
+    if as_json:
+        _echo_json(result.to_json())
+    elif result.ok:
+        click.echo(result.to_text())
+    if not result.ok:
+        click.echo(f"error: {result.message}", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
