@@ -16,11 +16,11 @@ from index.statute import Provision, parse_provision_query
 UPHELD, NOT_UPHELD, CLOSED = "Upheld", "Not upheld", "Closed after initial enquiries"
 
 _OUTCOME_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (NOT_UPHELD, re.compile(r"\bnot\s+upheld\b|\bno\s+fault\b|\bfound\s+no\s+fault\b|\bwasn'?t\s+upheld\b|\brejected\b", re.I)),
+    (NOT_UPHELD, re.compile(r"\bnot\s+upheld\b|\bno\s+fault\b|\bfound\s+no\s+fault\b|\b(?:was|were|is)\s*n['’]?t\s+(?:\w+\s+){0,2}upheld\b|\brejected\b", re.I)),
     (CLOSED, re.compile(
-        r"\bclosed\b|\bclose\b|\bnot\s+(?:be\s+)?investigat\w*|\bwon'?t\s+investigate|\bwouldn'?t\s+investigate"
+        r"\bclosed\b|\bclose\b|\bnot\s+(?:be\s+)?investigat\w*|\b(?:won|wouldn|didn)['’]?t\s+(?:(?:the\s+)?ombudsman\s+|you\s+|we\s+|they\s+)?investigat\w*"
         r"|\brefus\w*\s+to\s+investigate|\bdeclin\w*\s+to\s+investigate|\binitial\s+enquiries\b"
-        r"|\bdid\s*n[o']t\s+investigate|\bdecided\s+not\s+to\b", re.I)),
+        r"|\bdecided\s+not\s+to\b", re.I)),
     (UPHELD, re.compile(r"(?<!not\s)\bupheld\b|\bfound\s+(?:the\s+council\s+)?at\s+fault\b|\bfault\s+found\b", re.I)),
 ]
 _WHY_RE = re.compile(
@@ -134,7 +134,8 @@ def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
             if outcome == UPHELD and NOT_UPHELD in outcomes:
                 continue
             outcomes.append(outcome)
-    provision = parse_provision_query(text) if re.search(r"\bs(?:ections?|s?\.)?\s*\d|\bschedule\s+\d", text, re.I) else None
+    plain = re.sub(r"(?<=\w)['’]s\b", "", text)  # "Mr X's 2 children", "it's 3 years": not section 2 or 3
+    provision = parse_provision_query(plain) if re.search(r"\bs(?:ections?|s?\.)?\s*\d|\bschedule\s+\d", plain, re.I) else None
     return Query(
         text=text,
         references=refs,
