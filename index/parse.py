@@ -30,7 +30,7 @@ _BULLET_RE = re.compile(r"^(?P<indent>[ \t]*)[•●▪◦·][ \t]*(?P<text>\S.*
 _DASH_RE = re.compile(r"^(?P<indent>[ \t]*)[-–][ \t]+(?P<text>\S.*)$")
 _SUMMARY_RE = re.compile(r"^\s*Summary\s*:\s*(?P<text>.*)$")
 _ALIAS_RE = re.compile(
-    r"\b(?P<title>Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+(?:and\s+(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+)?(?P<letter>[A-Z])\b(?![’'a-z])"
+    r"\b(?P<title>Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+(?:and\s+(?P<title2>Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+)?(?P<letter>[A-Z])\b(?![’'a-z])"
 )
 
 _NOISE = {
@@ -228,9 +228,11 @@ def _aliases(texts: list[str]) -> tuple[str, ...]:
     seen: list[str] = []
     for t in texts:
         for m in _ALIAS_RE.finditer(t):
-            alias = f"{m.group('title')} {m.group('letter')}"
-            if alias not in seen:
-                seen.append(alias)
+            # "Mr and Mrs X" names two people: Mr X and Mrs X.
+            for title in filter(None, (m.group("title"), m.group("title2"))):
+                alias = f"{title} {m.group('letter')}"
+                if alias not in seen:
+                    seen.append(alias)
     return tuple(seen)
 
 

@@ -103,7 +103,7 @@ def parse_provision_query(text: str) -> Provision | None:
     sch = _SCHEDULE_RE.search(rest)
     if sch:
         return Provision(act, f"Schedule {sch.group('sch')}, paragraph {sch.group('para')}")
-    m = re.search(r"\bs(?:ections?|s?\.)?\s*(\d+[A-Z]{0,3})\s?((?:\(\s*\w+\s*\))*)", rest, re.I)
+    m = re.search(r"\bs(?:ections?|s?\.)?\s*(\d+[A-Z]{0,3})((?:\s?\(\s*\w+\s*\))*)", rest, re.I)
     if not m:
         return None
     subs = re.sub(r"\s+", "", m.group(2))

@@ -1,0 +1,398 @@
+"""Incremental, safe ingest: unchanged files embed nothing, changed text replaces a decision's
+passages, pruning, duplicate references, stable ids, the recorded model, and a killed ingest that
+never leaves a decision half-indexed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
+from index.ingest import ADDED, FAILED, REMOVED, REPAIRED, REPLACED, UNCHANGED, ingest
+from index.parse import parse_file
+from index.store import Store, StoreError
+from rag.archive import Archive
+from ui.cli import main
+
+DATA = Path(__file__).parent / "data"
+SEED_PASSAGES = {"24 016 809": 19, "24 000 184": 14}  # paragraphs plus the Summary
+
+
+def no_embedder():
+    raise AssertionError("the embedder was called, but there was nothing to embed")
+
+
+def copy_index(archive: Archive, to: Path, embedder) -> Archive:
+    """A private, writable copy of a session index (which tests must not change)."""
+    shutil.copytree(archive.store_config.index_dir, to)
+    return Archive(StoreConfig(index_dir=to), encoder=embedder.encoder)
+
+
+def seed_files(folder: Path) -> Path:
+    shutil.copytree(SEEDS_DIR, folder)
+    return folder
+
+
+def passages_of_ref(store: Store, ref: str):
+    return {p.id: p for p in store.iter_passages(where={"ref": ref})}
+
+
+def assert_consistent(store: Store, *, no_orphans: bool = True) -> None:
+    """Every complete decision has exactly its passages, all from its current version."""
+    records = store.records()
+    complete = {r: rec for r, rec in records.items() if rec.complete}
+    by_ref: dict[str, list] = {}
+    for p in store.iter_passages():
+        by_ref.setdefault(p.reference, []).append(p)
+    for ref, rec in complete.items():
+        decision = store.decision(ref)
+        expected = {f"{decision.slug}#{n}" for n in range(1, len(decision.paragraphs) + 1)}
+        if decision.summary:
+            expected.add(f"{decision.slug}#summary")
+        got = by_ref.get(ref, [])
+        assert rec.paragraphs == len(expected), ref
+        assert {p.id for p in got} == expected, ref
+        assert len(got) == len(expected), ref
+        assert {p.metadata["decision_hash"] for p in got} == {rec.content_hash}, ref
+        for p in got:
+            if p.paragraph != "summary":
+                assert p.text == decision.paragraph(p.paragraph).text
+    if no_orphans:
+        assert set(by_ref) <= set(complete), f"passages of decisions not completely indexed: {set(by_ref) - set(complete)}"
+
+
+# -- incremental ------------------------------------------------------------------------------
+
+
+def test_reingesting_unchanged_files_embeds_nothing(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    before = archive.store.fingerprint()
+    report = ingest([SEEDS_DIR], archive.store, no_embedder, label=embedder.label)
+    assert report.embedded_passages == 0
+    assert report.embedded_windows == 0
+    assert [r.status for r in report.results] == [UNCHANGED, UNCHANGED]
+    assert {r.reference: r.paragraphs for r in report.results} == SEED_PASSAGES
+    assert not report.lexical_rebuilt
+    assert archive.store.fingerprint() == before
+
+
+def test_reingesting_the_unchanged_corpus_is_quick(corpus_archive, embedder, corpus_dir, capsys, record_property):
+    # Nothing needs embedding, so nothing is written: the shared corpus index is not changed.
+    store = corpus_archive.store
+    before = store.fingerprint()
+    start = time.perf_counter()
+    report = ingest([SEEDS_DIR, corpus_dir], store, no_embedder, label=embedder.label)
+    seconds = time.perf_counter() - start
+    assert report.count(UNCHANGED) == 150
+    assert report.embedded_passages == 0 and not report.failed and not report.lexical_rebuilt
+    assert store.fingerprint() == before
+    record_property("reingest_unchanged_corpus_seconds", round(seconds, 3))
+    with capsys.disabled():
+        print(f"\n[measure] re-ingest of the unchanged corpus (150 decisions, "
+              f"{store.counts()[1]} passages): {seconds:.2f} s")
+
+
+def test_changed_text_replaces_that_decisions_passages(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    source = seed_files(tmp_path / "decisions")
+    path = source / "24-016-809.txt"
+    text = path.read_text(encoding="utf-8")
+    # Paragraph 15 reworded, and the "Final decision" section (paragraph 18) dropped.
+    text = text.replace("The Council acknowledges it should have held the strategy meeting",
+                        "The Council accepts it held the strategy meeting late")
+    text = re.sub(r"\nFinal decision\n\n  1\. We will not investigate[^\n]*\n", "\n", text)
+    path.write_text(text, encoding="utf-8")
+    old_hash = store.records()["24 016 809"].content_hash
+
+    report = archive.ingest([source])
+    assert {r.reference: r.status for r in report.results} == {"24 016 809": REPLACED, "24 000 184": UNCHANGED}
+    assert 0 < report.embedded_passages <= 18
+    assert report.lexical_rebuilt
+
+    d = store.decision("24 016 809")
+    assert [p.number for p in d.paragraphs] == list(range(1, 18))
+    assert d.paragraph(15).text.startswith("The Council accepts it held the strategy meeting late")
+    assert d.paragraph(17).section == "My assessment"
+    rec = store.records()["24 016 809"]
+    assert rec.paragraphs == 18 and rec.content_hash != old_hash
+    passages = passages_of_ref(store, "24 016 809")
+    assert len(passages) == 18
+    assert "24-016-809#18" not in passages
+    assert store.passages(["24-016-809#18"]) == {}
+    assert passages["24-016-809#15"].text.startswith("The Council accepts it held the strategy meeting late")
+    assert len(passages_of_ref(store, "24 000 184")) == 14
+    assert_consistent(store)
+    # Searches see the new text at once.
+    hits = archive.retriever.search("accepts it held the strategy meeting late", k=3, mode="bm25")
+    assert hits[0].id == "24-016-809#15"
+    assert "held the strategy meeting late" in hits[0].text
+
+
+def test_prune_removes_decisions_whose_files_are_gone(seeds_archive, embedder, tmp_path):
+    source = seed_files(tmp_path / "decisions")
+    archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    assert archive.ingest([source]).count(ADDED) == 2
+    (source / "24-000-184.txt").unlink()
+
+    kept = archive.ingest([source])
+    assert [r.status for r in kept.results] == [UNCHANGED]
+    assert set(archive.store.complete_records()) == {"24 016 809", "24 000 184"}
+
+    pruned = archive.ingest([source], prune=True)
+    removed = [r for r in pruned.results if r.status == REMOVED]
+    assert [(r.reference, r.source, r.reason) for r in removed] == [
+        ("24 000 184", str(source / "24-000-184.txt"), "its file is gone")
+    ]
+    assert pruned.embedded_passages == 0
+    assert set(archive.store.complete_records()) == {"24 016 809"}
+    assert passages_of_ref(archive.store, "24 000 184") == {}
+    with pytest.raises(KeyError, match="24 000 184 is not in the local index"):
+        archive.store.decision("24 000 184")
+    assert_consistent(archive.store)
+    assert {h.ref for h in archive.retriever.search("Information Commissioner data protection", k=5)} == {"24 016 809"}
+
+
+def test_two_files_with_one_reference_and_different_text_are_both_reported(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    before = archive.store.decision("24 016 809")
+    before_hash = archive.store.records()["24 016 809"].content_hash
+    source = tmp_path / "decisions"
+    source.mkdir()
+    shutil.copy(SEEDS_DIR / "24-016-809.txt", source / "a.txt")
+    (source / "b.txt").write_text(
+        (SEEDS_DIR / "24-016-809.txt").read_text(encoding="utf-8").replace("Safety Plan", "safety plan"),
+        encoding="utf-8",
+    )
+    report = ingest([source], archive.store, no_embedder, label=embedder.label)
+    assert [(r.source, r.status, r.reference) for r in report.results] == [
+        (str(source / "a.txt"), FAILED, "24 016 809"),
+        (str(source / "b.txt"), FAILED, "24 016 809"),
+    ]
+    for r in report.results:
+        assert "duplicate reference 24 016 809 with different text" in r.reason
+        assert str(source / "a.txt") in r.reason and str(source / "b.txt") in r.reason
+    assert archive.store.decision("24 016 809") == before
+    assert archive.store.records()["24 016 809"].content_hash == before_hash
+    assert_consistent(archive.store)
+
+
+def test_the_same_text_twice_is_indexed_once(embedder, tmp_path):
+    source = tmp_path / "decisions"
+    source.mkdir()
+    shutil.copy(SEEDS_DIR / "24-000-184.txt", source / "24-000-184.txt")
+    (source / "copy-with-crlf.txt").write_bytes((SEEDS_DIR / "24-000-184.txt").read_bytes().replace(b"\n", b"\r\n"))
+    archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    report = archive.ingest([source])
+    statuses = sorted((r.status, r.reason) for r in report.results)
+    assert statuses == [(ADDED, ""), (UNCHANGED, f"same decision as {source / '24-000-184.txt'}")]
+    assert report.embedded_passages == 14
+    assert archive.store.counts() == (1, 14)
+    assert len(passages_of_ref(archive.store, "24 000 184")) == 14
+
+
+def test_passage_ids_are_stable_and_readable(seeds_archive):
+    store = seeds_archive.store
+    ids = set(passages_of_ref(store, "24 016 809"))
+    assert ids == {"24-016-809#summary", *(f"24-016-809#{n}" for n in range(1, 19))}
+    got = store.passages(["24-016-809#15", "24-016-809#summary"])
+    p15, summary = got["24-016-809#15"], got["24-016-809#summary"]
+    assert p15.paragraph == 15
+    assert p15.text.startswith("The Council acknowledges it should have held the strategy meeting")
+    assert p15.metadata["section"] == "My assessment"
+    assert p15.metadata["subsection"] == "Poor communication and report inaccuracies"
+    assert p15.metadata["ref"] == "24 016 809"
+    assert p15.metadata["decision_date"] == "2025-04-09"
+    assert p15.metadata["url"].endswith("/children-s-care-services/child-protection/24-016-809")
+    assert p15.metadata["token_count"] > 0
+    assert summary.paragraph == "summary"
+    assert summary.text == parse_file(SEEDS_DIR / "24-016-809.txt").summary
+    assert store.passages(["24-016-809#2"])["24-016-809#2"].metadata["statutes"] == [
+        "Local Government Act 1974, section 24A(6)", "Local Government Act 1974, section 34(B)",
+    ]
+    assert_consistent(store)
+
+
+def other_encoder(embedder) -> str:
+    return "torch" if embedder.encoder != "torch" else "onnx"
+
+
+def test_the_model_label_is_recorded_and_another_encoder_is_refused(seeds_archive, embedder):
+    store = seeds_archive.store
+    assert store.model_label == embedder.label
+    assert embedder.label.startswith("sentence-transformers/all-MiniLM-L6-v2 [")
+    other = f"sentence-transformers/all-MiniLM-L6-v2 [{other_encoder(embedder)}]"
+    fresh = Store(seeds_archive.store_config)  # another connection to the same index
+    with pytest.raises(StoreError) as e:
+        fresh.check_model(other)
+    assert f"was built with {embedder.label}" in str(e.value)
+    assert f"this run embeds with {other}" in str(e.value)
+    assert str(seeds_archive.store_config.index_dir) in str(e.value)
+    with pytest.raises(StoreError, match="vectors of different encoders do not compare"):
+        ingest([SEEDS_DIR], fresh, no_embedder, label=other)
+    assert fresh.counts() == (2, 33)
+
+
+def test_ingest_with_another_encoder_exits_with_the_reason(seeds_archive, embedder):
+    result = CliRunner().invoke(main, [
+        "--index", str(seeds_archive.store_config.index_dir), "--encoder", other_encoder(embedder),
+        "ingest", str(SEEDS_DIR),
+    ])
+    assert result.exit_code == 1
+    assert f"was built with {embedder.label}" in result.stderr
+    assert "--rebuild" in result.stderr
+
+
+# -- a killed ingest ----------------------------------------------------------------------------
+
+SMALL_DECISION = """Example Council {i} ({ref})
+
+Category : Housing > Homelessness
+
+Decision : Upheld
+
+Decision date : 01 Feb 2024
+
+Summary: Mrs B complained about housing decision {i}. We found fault.
+
+The complaint
+
+  1. Mrs B complains about housing decision {i}.
+  2. She says the Council replied late.
+
+Final decision
+
+  1. The Council was at fault and has agreed to apologise.
+"""
+
+# Ingest stores decisions in batches of about 256 embedding windows. 64 short decisions of 4 passages
+# (references 10 000 001 ..., sorted before the seeds) fill the first batch exactly; the second holds
+# the last two short ones and the new versions of both seeds.
+N_SMALL = 66
+
+# Put on the killed process's path as ``sitecustomize``: when the second batch is written, it lets
+# half of that batch's passages into Chroma (after the old versions' passages were deleted), then
+# says so and waits to be killed.
+_PAUSE_HALF_WRITTEN = """
+import sys, time
+from chromadb.api.models.Collection import Collection
+
+_add = Collection.add
+
+def add(self, ids, embeddings, metadatas, documents):
+    if any(i.startswith("24-016-809#") for i in ids):
+        half = len(ids) // 2
+        _add(self, ids=ids[:half], embeddings=embeddings[:half], metadatas=metadatas[:half], documents=documents[:half])
+        sys.stderr.write("\\nHALF-WRITTEN\\n")
+        sys.stderr.flush()
+        time.sleep(600)
+    return _add(self, ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents)
+
+Collection.add = add
+"""
+
+
+def write_small_decisions(folder: Path, n: int) -> list[str]:
+    refs = []
+    for i in range(1, n + 1):
+        ref = f"10 000 {i:03d}"
+        (folder / f"{ref.replace(' ', '-')}.txt").write_text(SMALL_DECISION.format(i=i, ref=ref), encoding="utf-8")
+        refs.append(ref)
+    return refs
+
+
+def ombudsman_command() -> list[str]:
+    script = Path(sys.executable).parent / "ombudsman"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ui.cli"]
+
+
+def test_ingest_killed_midway_leaves_no_half_indexed_decision(seeds_archive, embedder, tmp_path):
+    # Before: the two seeds and a third decision, complete (made without a model: a copy of the seeds
+    # index plus 23 456 789). Copied again so that this process never opened the folder the killed
+    # process writes to, and reads it afresh as any new reader would.
+    before = copy_index(seeds_archive, tmp_path / "before", embedder)
+    assert before.ingest([DATA / "decision.txt"]).count(ADDED) == 1
+    index = tmp_path / "index"
+    shutil.copytree(tmp_path / "before", index)
+
+    # The batch: 66 new short decisions and new versions of both seeds.
+    source = tmp_path / "decisions"
+    source.mkdir()
+    small = write_small_decisions(source, N_SMALL)
+    for name in ("24-016-809.txt", "24-000-184.txt"):
+        text = (SEEDS_DIR / name).read_text(encoding="utf-8").replace("the Council", "the Authority")
+        (source / name).write_text(text, encoding="utf-8")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_PAUSE_HALF_WRITTEN)
+
+    stderr = bytearray()
+    proc = subprocess.Popen(
+        [*ombudsman_command(), "--index", str(index), "--encoder", embedder.encoder, "ingest", str(source)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(PROJECT_ROOT)])},
+    )
+    reader = threading.Thread(
+        target=lambda: [stderr.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")], daemon=True
+    )
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while b"HALF-WRITTEN" not in stderr and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+    log = bytes(stderr).decode(errors="replace")
+    assert "HALF-WRITTEN" in log, log[-3000:]
+    assert proc.returncode == -signal.SIGKILL
+    assert re.search(r"\b64/68 \[", log), "the progress bar should show the first batch stored"
+
+    # Readers see only complete decisions: the first batch and 23 456 789, not the batch cut short.
+    archive = Archive(StoreConfig(index_dir=index), encoder=embedder.encoder)
+    store = archive.store
+    interrupted = {"24 016 809", "24 000 184", *small[64:]}
+    records = store.records()
+    assert {r for r, rec in records.items() if not rec.complete} == interrupted
+    complete = set(store.complete_records())
+    assert complete == {*small[:64], "23 456 789"}
+    assert_consistent(store, no_orphans=False)
+    assert store.counts() == (65, 64 * 4 + 9)
+    for ref in interrupted:
+        with pytest.raises(KeyError, match="is not in the local index"):
+            store.decision(ref)
+    catalogue = archive.retriever.catalogue
+    assert set(catalogue.decisions) == complete
+    assert {row[0] for row in catalogue.passages.values()} == complete
+    hits = archive.retriever.search("the Council acknowledges it should have held the strategy meeting", k=10)
+    assert hits and not {h.ref for h in hits} & interrupted
+    cli = CliRunner().invoke(main, ["--index", str(index), "--encoder", embedder.encoder, "show", "24 016 809"])
+    assert cli.exit_code == 1 and "24 016 809 is not in the local index" in cli.stderr
+
+    # The next ingest, of anything, repairs the interrupted decisions from what the store kept.
+    report = archive.ingest([DATA / "decision.txt"])
+    assert sorted((r.reference, r.status) for r in report.results) == sorted(
+        [("23 456 789", UNCHANGED)] + [(ref, REPAIRED) for ref in interrupted]
+    )
+    assert report.embedded_passages == 19 + 14 + 2 * 4
+    assert store.counts() == (69, 66 * 4 + 9 + 19 + 14)
+    assert_consistent(store)
+    assert store.decision("24 016 809") == parse_file(source / "24-016-809.txt")
+    assert store.decision("24 000 184") == parse_file(source / "24-000-184.txt")
+    hits = archive.retriever.search("the Council acknowledges it should have held the strategy meeting", k=3)
+    assert hits[0].id == "24-016-809#15"
+    assert hits[0].text.endswith("I consider the Authority’s response to be sufficient.")
+    again = archive.ingest([source])
+    assert again.count(UNCHANGED) == 68 and again.embedded_passages == 0 and not again.failed
