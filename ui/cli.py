@@ -361,5 +361,34 @@ def cite(settings: Settings, text: tuple[str, ...], as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but a loopback address (e.g. 0.0.0.0) requires --auth.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--auth", envvar="OMBUDSMAN_AUTH", default="", metavar="USER:PASSWORD",
+              help="Ask for this user name and password before showing the app (env OMBUDSMAN_AUTH).")
+@pass_settings
+@_guard
+def serve(settings: Settings, host: str, port: int, auth: str) -> None:
+    """Serve the chat app in the browser (http://127.0.0.1:7860 by default).
+
+    Builds the index from seeds/ first when there is none. Binds to 127.0.0.1 unless told
+    otherwise; another --host without --auth (or OMBUDSMAN_AUTH) refuses to start.
+    """
+    from ui.app import check_binding, parse_auth
+    from ui.app import serve as serve_app
+
+    credentials = parse_auth(auth)
+    check_binding(host, credentials)
+    archive = settings.archive
+    if not archive.store.exists() or archive.store.counts()[0] == 0:
+        click.echo(f"No index at {archive.store_config.description} yet: building it from {config.SEEDS_DIR} "
+                   "(first run only)...", err=True)
+    try:
+        serve_app(archive, host, port, credentials)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port} ({e}); is another app using the port? Choose one with --port")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
