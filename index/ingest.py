@@ -20,7 +20,7 @@ from index.decision import Decision
 from index.embedder import Embedder
 from index.lexical import LexicalIndex
 from index.parse import DecisionError, parse_file
-from index.passage import Passage, passages_of
+from index.passage import Passage, boilerplate_key, passages_of
 from index.store import DecisionWrite, Store, StoredPassage, StoreError
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ def ingest(
     return report
 
 
-CATALOGUE_VERSION = "2"  # bumped when the catalogue's layout or the lexical tokens change
+CATALOGUE_VERSION = "3"  # bumped when the catalogue's layout or the lexical tokens change
 
 
 def lexical_fingerprint(store: Store, records=None) -> str:
@@ -320,13 +320,16 @@ def _lexical_text(p: StoredPassage) -> str:
 def catalogue(passages: list[StoredPassage], records) -> dict:
     """The retriever's in-memory view: per passage the fields it filters and groups on, per decision
     its metadata, and which normalised paragraph texts many decisions share (boilerplate)."""
+    # Keys are computed from the text here, not read from the store, so that indexes built before
+    # a change of the boilerplate rule need no re-embedding.
+    keys = {p.id: boilerplate_key(p.text) for p in passages}
     per_key: dict[str, set[str]] = defaultdict(set)
     for p in passages:
-        per_key[p.metadata["boilerplate_key"]].add(p.reference)
+        per_key[keys[p.id]].add(p.reference)
     shared = {k: len(refs) for k, refs in per_key.items() if len(refs) >= BOILERPLATE_MIN_DECISIONS}
     rows = [
         [p.id, p.reference, p.metadata["paragraph"], p.metadata.get("section", ""),
-         p.metadata.get("subsection", ""), p.metadata["boilerplate_key"], int(p.metadata.get("token_count", 0)),
+         p.metadata.get("subsection", ""), keys[p.id], int(p.metadata.get("token_count", 0)),
          list(p.metadata.get("statutes") or ())]
         for p in passages
     ]

@@ -42,6 +42,14 @@ def _stemmer():
         return None
 
 
+def _provision_tokens(provision: str) -> list[str]:
+    """``26(6)(c)`` -> ``26(6)(c)``, ``26(6)``, ``s26``: a query for ``section 26(6)`` then matches
+    paragraphs citing ``26(6)(c)``, and the bare parts ("6", "c") match nothing else."""
+    parts = re.findall(r"\([^()]*\)", provision)
+    base = provision.split("(", 1)[0]
+    return [base + "".join(parts[:i]) for i in range(len(parts), 0, -1)] + [f"s{base}"]
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed words without stopwords; provisions like ``26(6)(c)`` stay whole too."""
     text = text.lower().replace("’", "'")
@@ -51,8 +59,7 @@ def tokenize(text: str) -> list[str]:
     for m in _WORD_RE.finditer(text):
         w = m.group(0)
         if "(" in w:
-            tokens.append(w)  # the whole provision, plus its parts for partial matches
-            tokens.extend(p for p in re.split(r"[()]+", w) if p)
+            tokens.extend(_provision_tokens(w))
             continue
         w = w.split("'")[0]
         if w and w not in stop:

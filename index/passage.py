@@ -15,6 +15,7 @@ from index.decision import Decision, passage_id
 from index.tokens import count_tokens
 
 SUMMARY = "summary"
+BOILERPLATE_WORDS = 16
 
 _ALIAS_NOISE_RE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+[A-Z]\b")
 
@@ -27,8 +28,10 @@ def boilerplate_key(text: str) -> str:
     """
     folded = _ALIAS_NOISE_RE.sub(" ", text.replace("’", "'"))
     folded = re.sub(r"\([^()]*\bAct\b[^()]*\)", " ", folded)
-    folded = re.sub(r"[^a-z]+", " ", folded.lower()).strip()
-    return hashlib.sha1(folded.encode()).hexdigest()[:16]
+    words = re.sub(r"[^a-z]+", " ", folded.lower()).split()
+    # Decisions tailor the tail of standard paragraphs (which bullets of the powers apply), so
+    # the opening words identify the standard wording; short paragraphs are taken whole.
+    return hashlib.sha1(" ".join(words[:BOILERPLATE_WORDS]).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,15 @@ _LAW_RE = re.compile(
     r"|\bwhat\s+(?:can|does)\s+the\s+ombudsman\b|\bgo(?:ing)?\s+to\s+court\b|\btribunal\b|\bright\s+of\s+appeal\b",
     re.I,
 )
-_ALIAS_RE = re.compile(r"\b(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+([A-Za-z])\b(?!['’]?[a-z]{2})", re.I)
+# A question about the Ombudsman in general, not about one complaint (no reference, no "Mr X").
+_GENERAL_RE = re.compile(r"\b(?:ombudsm[ae]n|lgo|lgsco)\b|\bappeals?\b|\bcomplain\s+to\b", re.I)
+_ALIAS_RE = re.compile(
+    r"\b(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+(?:and\s+(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+)?([A-Za-z])\b(?!['’]?[a-z]{2})", re.I
+)
 _PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,3})\b", re.I)
 _SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
+_REFERENCE_WORDS = {"decision", "ref", "reference", "show", "me", "the", "case", "complaint", "lgo", "lgsco", "about",
+                    "ombudsman", "what", "is", "was", "open", "find", "read", "no", "number", "a", "of"}
 
 # Words that name a kind of authority rather than which one; stripped to get the short name.
 _GENERIC = re.compile(
@@ -67,8 +73,12 @@ class AuthorityNames:
         for a in authorities:
             forms = {_norm(a).strip(), short_name(a)}
             core = short_name(a)
-            if " upon " in core:  # Kingston upon Hull -> Hull
-                forms.add(core.split(" upon ")[-1])
+            for joiner in (" upon ", " on "):  # Kingston upon Hull -> Hull; Stoke on Trent -> Stoke
+                if joiner in core:
+                    head, tail = core.split(joiner, 1)
+                    forms.update({head, tail} if joiner == " upon " else {head})
+            if "council" in a.lower() and re.search(r",| and | & ", a):  # Bournemouth, Christchurch and Poole
+                forms.update(short_name(part) for part in re.split(r",| and | & ", a) if len(short_name(part)) >= 4)
             for f in forms:
                 if f and len(f) >= 3:
                     names.setdefault(f, set()).add(a)
@@ -106,6 +116,15 @@ class Query:
     law: bool = False
 
     @property
+    def reference_only(self) -> bool:
+        """The question names a decision and asks nothing else ("24 016 809", "show me 24-016-809")."""
+        if not self.references or self.paragraph is not None:
+            return False
+        rest = re.sub(REFERENCE_PATTERN, " ", self.text).lower()
+        words = set(re.findall(r"[a-z]+", rest)) - _REFERENCE_WORDS
+        return not words
+
+    @property
     def content(self) -> str:
         """The words to search with: the question without references (they match nothing in text)."""
         text = re.sub(REFERENCE_PATTERN, " ", self.text)
@@ -124,10 +143,10 @@ def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
             paragraph = "summary"
     aliases: list[str] = []
     for m in _ALIAS_RE.finditer(text):
-        title = m.group(1).capitalize()
-        alias = f"{title} {m.group(2).upper()}"
-        if alias not in aliases:
-            aliases.append(alias)
+        for title in filter(None, (m.group(1), m.group(2))):  # "Mr and Mrs B" names both
+            alias = f"{title.capitalize()} {m.group(3).upper()}"
+            if alias not in aliases:
+                aliases.append(alias)
     outcomes: list[str] = []
     for outcome, pattern in _OUTCOME_PATTERNS:
         if pattern.search(text) and outcome not in outcomes:
@@ -145,5 +164,17 @@ def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
         outcomes=tuple(outcomes),
         provision=provision,
         why=bool(_WHY_RE.search(text)),
-        law=bool(_LAW_RE.search(text)) or provision is not None,
+        law=bool(_LAW_RE.search(text)) or provision is not None
+        or bool(_GENERAL_RE.search(text) and not refs and not aliases),
     )
+
+
+def outcome_named(text: str) -> str | None:
+    """The outcome a user's word for it means ("closed" -> Closed after initial enquiries)."""
+    for outcome in (UPHELD, NOT_UPHELD, CLOSED):
+        if text.strip().lower() == outcome.lower():
+            return outcome
+    for outcome, pattern in _OUTCOME_PATTERNS:
+        if pattern.search(text):
+            return outcome
+    return None

@@ -17,7 +17,7 @@ from index.lexical import LexicalIndex
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage
 from index.statute import provision_matches
-from rag.query import AuthorityNames, Query, understand
+from rag.query import AuthorityNames, Query, outcome_named, understand
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class Retriever:
             c = filters.category.lower()
             narrow({r for r, d in cat.decisions.items() if c in d["category"].lower()})
         if filters.outcome:
-            o = filters.outcome.lower()
+            o = (outcome_named(filters.outcome) or filters.outcome).lower()
             narrow({r for r, d in cat.decisions.items() if d["outcome"].lower() == o})
         if filters.since or filters.until:
             lo = (filters.since or date.min).isoformat()
@@ -224,6 +224,8 @@ class Retriever:
         if mode in ("hybrid", "bm25"):
             lexical = dict(cat.lexical.search(query.content, n, allowed))
 
+        if query.reference_only:
+            return self._hits(self._in_order(allowed or set(), k), dense, lexical)
         fused = self._fuse(dense, lexical, mode)
         scored = {pid: s * self._steer(pid, query) for pid, s in fused.items()}
         if query.references and query.paragraph is not None:
@@ -233,6 +235,15 @@ class Retriever:
         ranked = sorted(scored.items(), key=lambda kv: -kv[1])
         chosen = self._select(ranked, query, k, per_decision)
         return self._hits(chosen, dense, lexical)
+
+    def _in_order(self, allowed: set[str], k: int) -> list[tuple[str, float]]:
+        """A decision asked for by reference alone: its Summary, then its paragraphs in order."""
+        cat = self.catalogue
+        def position(pid: str) -> tuple[str, int]:
+            ref, paragraph = cat.passages[pid][0], cat.passages[pid][1]
+            return ref, 0 if paragraph == SUMMARY else int(paragraph)
+        ordered = sorted(allowed, key=position)[:k]
+        return [(pid, 1.0 - i / (len(ordered) + 1)) for i, pid in enumerate(ordered)]
 
     @staticmethod
     def _fuse(dense: dict[str, float], lexical: dict[str, float], mode: str) -> dict[str, float]:

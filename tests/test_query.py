@@ -247,10 +247,16 @@ def test_provision_is_understood(text, part):
 
 # -- the BM25 tokenizer ---------------------------------------------------------------------------
 
-def test_tokenize_keeps_a_provision_whole_as_well_as_its_parts():
+def test_tokenize_keeps_a_provision_whole_with_its_enclosing_provisions():
     tokens = tokenize("(Local Government Act 1974, section 26(6)(c), as amended)")
-    assert "26(6)(c)" in tokens
-    assert {"26", "6", "c"} <= set(tokens)
+    assert {"26(6)(c)", "26(6)", "s26"} <= set(tokens)
+    # The bare parts would match "Ms C" and every number 6 in the archive.
+    assert not {"6", "c"} & set(tokens)
+
+
+def test_a_query_for_a_provision_matches_the_narrower_ones_it_contains():
+    assert "26(6)" in tokenize("section 26(6)")
+    assert "26(6)" in tokenize("section 26(6)(a)")
 
 
 def test_tokenize_stems_and_drops_stopwords():

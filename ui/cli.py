@@ -174,9 +174,9 @@ def _filters(authority: str, category: str, outcome: str, since, until, ref: str
 def filter_options(fn):
     """The filters shared by ``search`` and ``ask``."""
     for opt in reversed([
-        click.option("--authority", default="", help="Only decisions of authorities whose name contains this."),
+        click.option("--authority", default="", help="Only decisions of authorities whose name contains these whole words."),
         click.option("--category", default="", help="Only decisions whose category path contains this."),
-        click.option("--outcome", default="", help="Only this outcome: Upheld, Not upheld, Closed after initial enquiries."),
+        click.option("--outcome", default="", help="Only this outcome: Upheld, Not upheld, Closed after initial enquiries (or closed, not upheld, upheld)."),
         click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions dated on or after (YYYY-MM-DD)."),
         click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions dated on or before (YYYY-MM-DD)."),
         click.option("--ref", default="", help="Only this decision (reference in any form)."),
@@ -227,7 +227,7 @@ def search(settings: Settings, question: str | None, k: int, mode: str, queries:
     filters = _filters(authority, category, outcome, since, until, ref)
     if queries:
         items = read_queries(queries)
-    elif not question:
+    elif question is None:
         _fail("give a QUESTION or --queries FILE")
     else:
         question = check_question(question)
