@@ -21,7 +21,7 @@ from index.embedder import Embedder
 from index.lexical import LexicalIndex
 from index.parse import DecisionError, parse_file
 from index.passage import Passage, boilerplate_key, passages_of
-from index.store import DecisionWrite, Store, StoredPassage, StoreError
+from index.store import DecisionWrite, Store, StoredPassage, StoreError, absolute_source
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,8 @@ def _write_all(parsed: dict[str, list[Decision]], records: dict, store: Store, w
             writer.report_result(FileResult(dup.source, UNCHANGED, ref, f"same decision as {d.source}"))
         old = records.get(ref)
         if old is not None and old.complete and old.content_hash == d.content_hash:
+            if d.source and old.source != absolute_source(d.source):
+                store.move_source(ref, d.source)
             writer.report_result(FileResult(d.source, UNCHANGED, ref, paragraphs=old.paragraphs))
             writer.skip()
             continue
@@ -289,7 +291,7 @@ def ingest(
     return report
 
 
-CATALOGUE_VERSION = "3"  # bumped when the catalogue's layout or the lexical tokens change
+CATALOGUE_VERSION = "4"  # bumped when the catalogue's layout or the lexical tokens change
 
 
 def lexical_fingerprint(store: Store, records=None) -> str:

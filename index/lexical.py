@@ -24,11 +24,23 @@ _WORD_RE = re.compile(r"\d+[a-z]{0,3}(?:\(\w{1,4}\))+|[a-z0-9]+(?:['’][a-z]+)?
 _REF_RE = re.compile(r"\b(\d{2})[ \-/]?(\d{3})[ \-/]?(\d{3})([a-z]?)\b")
 
 
+def _bm25s():
+    """bm25s, imported on first use; it sets its own logger to DEBUG on import, which we undo."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
-    return frozenset(STOPWORDS_EN)
+    # Question words and contractions users type, which say nothing about which paragraph.
+    extra = {"why", "what", "when", "how", "who", "which", "did", "does", "didn", "doesn", "wasn", "weren",
+             "won", "wouldn", "couldn", "shouldn", "isn", "aren", "don", "my", "me", "i", "can", "could",
+             "would", "should", "get", "got"}
+    return frozenset(STOPWORDS_EN) | extra
 
 
 @lru_cache(maxsize=1)
@@ -80,8 +92,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str]) -> "LexicalIndex":
-        import bm25s
-
+        bm25s = _bm25s()
         model = bm25s.BM25()
         if ids:
             model.index([tokenize(t) or ["_empty_"] for t in texts], show_progress=False)
@@ -119,8 +130,7 @@ class LexicalIndex:
             ids = json.loads((folder / "ids.json").read_text())
         except (OSError, ValueError):
             return None, ""
-        import bm25s
-
+        bm25s = _bm25s()
         if not ids:
             return cls([], bm25s.BM25()), fingerprint
         try:

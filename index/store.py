@@ -338,7 +338,7 @@ class Store:
         return {
             "ref": d.reference, "authority": d.authority, "category": d.category_path,
             "outcome": d.outcome, "decision_date": d.decision_date.isoformat() if d.decision_date else "",
-            "url": d.url, "content_hash": d.content_hash, "source": d.source, "status": status,
+            "url": d.url, "content_hash": d.content_hash, "source": absolute_source(d.source), "status": status,
             "paragraphs": n,
         }
 
@@ -384,6 +384,15 @@ class Store:
             col.add(ids=ids[k:m], documents=docs[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
         self._mark(counts, DONE)
 
+    def move_source(self, reference: str, source: str) -> None:
+        """Record that a decision's file now lives at ``source`` (so ``--prune`` follows moved files)."""
+        slug = normalise_reference(reference).replace(" ", "-")
+        got = self.decisions_collection.get(ids=[slug], include=["metadatas"])
+        if got["ids"]:
+            self.decisions_collection.update(
+                ids=[slug], metadatas=[{**got["metadatas"][0], "source": absolute_source(source)}]
+            )
+
     def delete_decision(self, reference: str) -> None:
         ref = normalise_reference(reference)
         col = self._existing(PASSAGES)
@@ -404,6 +413,11 @@ class Store:
             if self._existing(name) is not None:
                 self.client.delete_collection(name)
         self._passages = self._decisions = None
+
+
+def absolute_source(source: str) -> str:
+    """Sources are recorded as absolute paths, so ``--prune`` works from any folder."""
+    return str(Path(source).resolve()) if source else ""
 
 
 def nearest_references(reference: str, known: list[str], n: int = 3) -> list[str]:

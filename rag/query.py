@@ -61,6 +61,10 @@ def _norm(text: str) -> str:
     return " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", text.lower().replace("&", " and "))).strip() + " "
 
 
+# Councils whose short name is also an everyday word: named only when capitalised or with "council".
+_ORDINARY_WORDS = {"bury", "reading", "bath", "hart", "derby", "eden", "swale", "brent", "test valley", "mole valley"}
+
+
 @dataclass
 class AuthorityNames:
     """The names users may give each indexed authority, longest first so the most specific wins."""
@@ -92,6 +96,8 @@ class AuthorityNames:
         found: list[str] = []
         taken: list[tuple[int, int]] = []
         for name, authority in self.names:
+            if name in _ORDINARY_WORDS and not re.search(rf"\b{name.capitalize()}\b|\bcouncil\b", text):
+                continue  # "can I bury my mother" is not about Bury Council
             for m in re.finditer(re.escape(f" {name} "), hay):
                 if any(s <= m.start() and m.end() <= e for s, e in taken):
                     continue  # these words already named a longer authority
