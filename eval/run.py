@@ -143,7 +143,15 @@ def format_table(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def evaluate_archive(archive, questions: list[Question], retrievers: tuple[str, ...] = RETRIEVERS) -> EvalReport:
-    """Evaluate against an opened archive (the CLI's and the app's entry point)."""
+def evaluate_archive(archive, questions: list[Question], retrievers: tuple[str, ...] = RETRIEVERS,
+                     answers: bool = True) -> EvalReport:
+    """Evaluate against an opened archive (the CLI's and the app's entry point), with the
+    answer-level checks (outcome questions citing the gold decision, citations containing their
+    sentences, negatives answered "not found") unless ``answers`` is false."""
     retriever = archive.retriever
-    return evaluate(retriever, questions, set(retriever.catalogue.decisions), retrievers)
+    report = evaluate(retriever, questions, set(retriever.catalogue.decisions), retrievers)
+    if answers:
+        from rag.answer import answer_checks
+
+        report.answers = answer_checks(archive, questions)
+    return report

@@ -34,11 +34,16 @@ _LAW_RE = re.compile(
     re.I,
 )
 # A question about the Ombudsman in general, not about one complaint (no reference, no "Mr X").
-_GENERAL_RE = re.compile(r"\b(?:ombudsm[ae]n|lgo|lgsco)\b|\bappeals?\b|\bcomplain\s+to\b", re.I)
+_GENERAL_RE = re.compile(
+    r"\b(?:ombudsm[ae]n|lgo|lgsco)\s+(?:\w+\s+)?(?:is|are|can|could|will|would|does|do|should|won'?t|use[sd]?|decides?|"
+    r"looks?|investigates?|considers?|expects?|steps?|shares?|needs?)\b"
+    r"|\b(?:can|could|will|would|does|do|should|when|how)\s+(?:the\s+)?(?:ombudsm[ae]n|lgo|lgsco)\b"
+    r"|\bappeals?\b|\bcomplain\s+to\b", re.I)
 _ALIAS_RE = re.compile(
     r"\b(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+(?:and\s+(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+)?([A-Za-z])\b(?!['’]?[a-z]{2})", re.I
 )
 _PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,3})\b", re.I)
+_OUTCOME_WORDING = {CLOSED: "not investigate", NOT_UPHELD: "no fault", UPHELD: "at fault"}
 _SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
 _REFERENCE_WORDS = {"decision", "ref", "reference", "show", "me", "the", "case", "complaint", "lgo", "lgsco", "about",
                     "ombudsman", "what", "is", "was", "open", "find", "read", "no", "number", "a", "of"}
@@ -131,6 +136,13 @@ class Query:
         return not words
 
     @property
+    def lexical_content(self) -> str:
+        """The words for BM25: the content, plus the words decisions use for the outcomes users name
+        ("closed" is written "we will not investigate")."""
+        extra = " ".join(_OUTCOME_WORDING[o] for o in self.outcomes if o in _OUTCOME_WORDING)
+        return f"{self.content} {extra}".strip()
+
+    @property
     def content(self) -> str:
         """The words to search with: the question without references (they match nothing in text)."""
         text = re.sub(REFERENCE_PATTERN, " ", self.text)
@@ -171,16 +183,17 @@ def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
         provision=provision,
         why=bool(_WHY_RE.search(text)),
         law=bool(_LAW_RE.search(text)) or provision is not None
-        or bool(_GENERAL_RE.search(text) and not refs and not aliases),
+        or bool(_GENERAL_RE.search(text) and not refs and not aliases and not _WHY_RE.search(text)),
     )
 
 
+_OUTCOME_NAMES = {o.lower(): o for o in (UPHELD, NOT_UPHELD, CLOSED)} | {
+    "closed": CLOSED, "not investigated": CLOSED, "no investigation": CLOSED, "not upheld": NOT_UPHELD,
+    "upheld": UPHELD,
+}
+
+
 def outcome_named(text: str) -> str | None:
-    """The outcome a user's word for it means ("closed" -> Closed after initial enquiries)."""
-    for outcome in (UPHELD, NOT_UPHELD, CLOSED):
-        if text.strip().lower() == outcome.lower():
-            return outcome
-    for outcome, pattern in _OUTCOME_PATTERNS:
-        if pattern.search(text):
-            return outcome
-    return None
+    """The outcome a filter names, in full or as users shorten it ("closed"); None for anything else
+    (so "Partly upheld", which is no outcome of these decisions, matches nothing)."""
+    return _OUTCOME_NAMES.get(re.sub(r"\s+", " ", text.strip().lower()))
