@@ -133,7 +133,7 @@ def run(encoders: tuple[str, ...], texts: list[str], qs: list[str], batch_sizes:
 def table(results: list[dict], batch_sizes: tuple[int, ...]) -> str:
     torch_row = next((r for r in results if r["encoder"] == "torch"), None)
     best = str(max(batch_sizes))
-    head = ["encoder", *[f"paragraphs/s (batch {b})" for b in batch_sizes], "vs torch",
+    head = ["encoder", *[f"paragraphs/s (batch {b})" for b in batch_sizes], f"vs torch (batch {best})",
             "median tokens", "question p50 ms", "question p95 ms", "cos to torch min", "cos mean"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
