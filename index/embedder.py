@@ -8,6 +8,7 @@ Paragraphs longer than the model's window are embedded as several windows of who
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from abc import ABC, abstractmethod
 from functools import cached_property
@@ -51,6 +52,7 @@ class Embedder(ABC):
     encoder: str = ""
     dimension: int = 384
     max_tokens: int = 256  # word pieces, including the [CLS] and [SEP] tokens
+    _tokenizer_lock = threading.Lock()
 
     @cached_property
     def tokenizer(self):
@@ -60,7 +62,8 @@ class Embedder(ABC):
 
     def count_model_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text`` (without special tokens)."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:  # fast tokenizers fail ("Already borrowed") when shared by threads
+            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def windows(self, text: str) -> list[str]:
         """``text`` as one window, or as runs of whole sentences each within the model's window.
@@ -137,6 +140,8 @@ _load_lock = threading.Lock()
 def load_embedder(encoder: str = "auto") -> Embedder:
     """The embedder for ``encoder`` (one of ``ENCODERS`` or ``auto``), loaded once per process."""
     with _load_lock:
+        if encoder == "auto":  # the environment may choose for every caller (CLI, app, scripts)
+            encoder = os.environ.get("OMBUDSMAN_ENCODER", "auto").strip() or "auto"
         if encoder in _loaded:
             return _loaded[encoder]
         if encoder == "auto":
