@@ -196,38 +196,58 @@ class _Writer:
         self._pool.shutdown(wait=True)
 
 
-def _write_all(parsed: dict[str, list[Decision]], records: dict, store: Store, writer: _Writer) -> None:
-    """Decide what each parsed decision needs (nothing, a write, a refusal) and queue the writes."""
-    for ref, versions in parsed.items():
-        hashes = {d.content_hash for d in versions}
+@dataclass(frozen=True)
+class _Seen:
+    """What the first pass keeps of a parsed file: enough to decide, not the text (memory stays
+    flat however many files an ingest reads; files that need writing are parsed again)."""
+
+    reference: str
+    content_hash: str
+    path: Path
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+
+def _write_all(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Writer) -> None:
+    """Decide what each decision needs (nothing, a write, a refusal) and queue the writes."""
+    for ref, versions in seen.items():
+        hashes = {v.content_hash for v in versions}
         if len(hashes) > 1:
-            names = ", ".join(d.source for d in versions)
-            for d in versions:
+            names = ", ".join(v.source for v in versions)
+            for v in versions:
                 writer.report_result(FileResult(
-                    d.source, FAILED, ref,
+                    v.source, FAILED, ref,
                     f"duplicate reference {ref} with different text in {names}; none of them was indexed "
                     "(the index keeps what it had): remove or fix all but one",
                 ))
             writer.skip()
             continue
-        d = versions[0]
+        first = versions[0]
         for dup in versions[1:]:
-            writer.report_result(FileResult(dup.source, UNCHANGED, ref, f"same decision as {d.source}"))
+            writer.report_result(FileResult(dup.source, UNCHANGED, ref, f"same decision as {first.source}"))
         old = records.get(ref)
-        if old is not None and old.complete and old.content_hash == d.content_hash:
-            if d.source and old.source != absolute_source(d.source):
-                store.move_source(ref, d.source)
-            writer.report_result(FileResult(d.source, UNCHANGED, ref, paragraphs=old.paragraphs))
+        if old is not None and old.complete and old.content_hash == first.content_hash:
+            if old.source != absolute_source(first.source):
+                store.move_source(ref, first.source)
+            writer.report_result(FileResult(first.source, UNCHANGED, ref, paragraphs=old.paragraphs))
             writer.skip()
             continue
         status = ADDED if old is None else REPLACED
         if old is not None and not old.complete:
             status = REPAIRED
+        try:
+            d = parse_file(first.path)
+        except DecisionError as e:  # the file changed or went away since the first pass
+            writer.report_result(FileResult(first.source, FAILED, ref, str(e).removeprefix(f"{first.source}: ")))
+            writer.skip()
+            continue
         writer.add(d, FileResult(d.source, status, ref))
     # Decisions a killed ingest left half-written, whose files are not in this batch: rewrite them
     # from the JSON the store kept.
     for ref, rec in records.items():
-        if not rec.complete and ref not in parsed:
+        if not rec.complete and ref not in seen:
             try:
                 writer.add(store.stored_decision(ref), FileResult(rec.source, REPAIRED, ref))
             except KeyError:
@@ -261,27 +281,27 @@ def ingest(
     files, failures = collect_files(paths)
     report.results.extend(failures)
 
-    parsed: dict[str, list[Decision]] = defaultdict(list)
+    seen: dict[str, list[_Seen]] = defaultdict(list)
     for f in files:
         try:
             d = parse_file(f)
         except DecisionError as e:
             report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
             continue
-        parsed[d.reference].append(d)
+        seen[d.reference].append(_Seen(d.reference, d.content_hash, f))
 
     records = store.records()
-    writer = _Writer(store, embedder, label, report, progress, total=len(parsed))
+    writer = _Writer(store, embedder, label, report, progress, total=len(seen))
     writer.replacing = set(records)
     writer._tick()
     try:
-        _write_all(parsed, records, store, writer)
+        _write_all(seen, records, store, writer)
     finally:
         writer.close()
 
     if prune:
         for ref, rec in store.records().items():
-            if ref not in parsed and rec.source and not Path(rec.source).exists():
+            if ref not in seen and rec.source and not Path(rec.source).exists():
                 store.delete_decision(ref)
                 report.results.append(FileResult(rec.source, REMOVED, ref, "its file is gone"))
 
