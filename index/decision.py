@@ -118,6 +118,16 @@ class Decision:
             else f"{self.reference} has no numbered paragraphs, only a summary"
         )
 
+    def by_heading(self, separator: str = " > ") -> list[tuple[str, list[Paragraph]]]:
+        """Paragraphs grouped under their headings ("My assessment > Poor communication"), in order."""
+        groups: list[tuple[str, list[Paragraph]]] = []
+        for p in self.paragraphs:
+            heading = p.section + (f"{separator}{p.subsection}" if p.subsection else "")
+            if not groups or groups[-1][0] != heading:
+                groups.append((heading, []))
+            groups[-1][1].append(p)
+        return groups
+
     @property
     def sections(self) -> list[str]:
         """Section headings in order of first appearance."""

@@ -98,8 +98,10 @@ class LexicalIndex:
             model.index([tokenize(t) or ["_empty_"] for t in texts], show_progress=False)
         return cls(list(ids), model)
 
-    def save(self, folder: Path, fingerprint: str, extra: dict[str, object] | None = None) -> None:
-        """Write atomically, with ``extra`` JSON files beside it: a reader never sees a half-written index."""
+    def save(self, folder: Path, fingerprint: str, extra: dict[str, object] | None = None,
+             arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Write atomically, with ``extra`` JSON files and ``arrays`` (``.npy``) beside it: a reader
+        never sees a half-written index."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".lexical-"))
         if self.ids:
@@ -107,6 +109,8 @@ class LexicalIndex:
         (tmp / "ids.json").write_text(json.dumps(self.ids))
         for name, body in (extra or {}).items():
             (tmp / name).write_text(json.dumps(body, ensure_ascii=False))
+        for name, array in (arrays or {}).items():
+            np.save(tmp / name, array)
         (tmp / "fingerprint").write_text(fingerprint)
         old = folder.with_name(folder.name + ".old")
         if folder.exists():

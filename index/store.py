@@ -295,6 +295,18 @@ class Store:
                 return
             offset += len(got["ids"])
 
+    def iter_vectors(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every embedding window's record id and vector, a page at a time."""
+        col = self.passages_collection()
+        offset = 0
+        while True:
+            got = col.get(include=["embeddings"], limit=self.max_batch, offset=offset)
+            if got["ids"]:
+                yield list(got["ids"]), np.asarray(got["embeddings"], dtype=np.float32)
+            if len(got["ids"]) < self.max_batch:
+                return
+            offset += len(got["ids"])
+
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
         """Nearest embedding windows as ``(passage_id, cosine similarity)``, best first, one per passage.
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from index.passage import SUMMARY
 from index.sentence import split_sentences
-from rag.citation import PARAGRAPH_RE, SUMMARY_RE, available, citation_line, format_date
+from rag.citation import PARAGRAPH_RE, available, citation_line, format_date
 from rag.llm import LLMClient, LLMError, Source, build_messages, check_output, fit_sources
 from rag.question import check_question
 from rag.retriever import Filters, Hit

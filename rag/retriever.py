@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+import numpy as np
+
 from index.embedder import Embedder
 from index.ingest import lexical_fingerprint, refresh_lexical
 from index.lexical import LexicalIndex
 from index.passage import SUMMARY
-from index.store import Store, StoredPassage
+from index.store import Store, StoredPassage, passage_of_window
 from index.statute import provision_matches
 from rag.query import AuthorityNames, Query, outcome_named, understand
 
@@ -38,7 +40,10 @@ WHY_BOOST = 1.5
 REASON_BOOST = 1.5
 OUTCOME_BOOST = 1.3
 ALIAS_BOOST = 1.2
-PER_DECISION = 3  # at most this many passages of one decision before others get a place
+PER_DECISION = 3
+# A search restricted to at most this many passages scores them all exactly from the catalogue's
+# vector copy; larger restrictions over-fetch from Chroma and filter.
+EXACT_DENSE_LIMIT = 50_000  # at most this many passages of one decision before others get a place
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ class _Catalogue:
     decisions: dict[str, dict]
     by_ref: dict[str, list[str]] = field(default_factory=dict)
     authorities: AuthorityNames = field(default_factory=AuthorityNames)
+    vectors: np.ndarray | None = None  # one row per embedding window, memory-mapped
+    rows: dict[str, list[int]] = field(default_factory=dict)  # passage id -> its rows in ``vectors``
 
     @classmethod
     def load(cls, store: Store) -> "_Catalogue":
@@ -121,7 +128,14 @@ class _Catalogue:
         decisions = body["decisions"]
         authorities = AuthorityNames.of(sorted({d["authority"] for d in decisions.values()}))
         assert lexical is not None
-        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, authorities)
+        vectors, rows = None, {}
+        try:
+            vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+            for i, rid in enumerate(json.loads((folder / "vector_ids.json").read_text())):
+                rows.setdefault(passage_of_window(rid), []).append(i)
+        except (OSError, ValueError):
+            log.warning("no vector copy in %s: restricted searches will query Chroma with a filter", folder)
+        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, authorities, vectors, rows)
 
 
 class Retriever:
@@ -215,15 +229,15 @@ class Retriever:
         lexical: dict[str, float] = {}
         if mode in ("hybrid", "dense"):
             vector = self.embedder.embed_query(query.content)
-            where = None
-            if allowed is not None and len(refs or ()) <= 200:
-                where = {"ref": {"$in": sorted(refs or ())}}
-            over = 3 if (allowed is not None and where is None) else 1  # filtering after the search
-            for pid, sim in self.store.query(vector, n * over, where=where):
-                if pid in cat.passages and (allowed is None or pid in allowed):
-                    dense[pid] = sim
-                if len(dense) >= n:
-                    break
+            if allowed is not None and cat.vectors is not None and len(allowed) <= EXACT_DENSE_LIMIT:
+                dense = self._exact_dense(vector, allowed, n)
+            else:
+                over = 3 if allowed is not None else 1  # filtering after the search
+                for pid, sim in self.store.query(vector, n * over):
+                    if pid in cat.passages and (allowed is None or pid in allowed):
+                        dense[pid] = sim
+                    if len(dense) >= n:
+                        break
         if mode in ("hybrid", "bm25"):
             lexical = dict(cat.lexical.search(query.lexical_content, n, allowed))
 
@@ -248,6 +262,22 @@ class Retriever:
             return ref, 0 if paragraph == SUMMARY else int(paragraph)
         ordered = sorted(allowed, key=position)[:k]
         return [(pid, 1.0 - i / (len(ordered) + 1)) for i, pid in enumerate(ordered)]
+
+    def _exact_dense(self, vector: np.ndarray, allowed: set[str], n: int) -> dict[str, float]:
+        """Cosine similarity of every allowed passage (its best window), computed exactly."""
+        cat = self.catalogue
+        pids = [pid for pid in allowed if pid in cat.rows]
+        if not pids:
+            return {}
+        rows = [r for pid in pids for r in cat.rows[pid]]
+        sims = np.asarray(cat.vectors[rows], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        best: dict[str, float] = {}
+        at = 0
+        for pid in pids:
+            k = len(cat.rows[pid])
+            best[pid] = float(sims[at : at + k].max())
+            at += k
+        return dict(sorted(best.items(), key=lambda kv: -kv[1])[:n])
 
     @staticmethod
     def _fuse(dense: dict[str, float], lexical: dict[str, float], mode: str) -> dict[str, float]:

@@ -153,13 +153,10 @@ def show(settings: Settings, reference: str, as_json: bool) -> None:
     click.echo(f"Category: {d.category_path}\nDecision: {d.outcome}")
     click.echo(f"Decision date: {d.decision_date.isoformat() if d.decision_date else 'unknown'}\n{d.url}\n")
     click.echo(f"Summary: {d.summary}")
-    section = None
-    for p in d.paragraphs:
-        heading = p.section + (f" > {p.subsection}" if p.subsection else "")
-        if heading != section:
-            click.echo(f"\n{heading}")
-            section = heading
-        click.echo(f"  {p.number}. {p.text}")
+    for heading, paragraphs in d.by_heading(" > "):
+        click.echo(f"\n{heading}")
+        for p in paragraphs:
+            click.echo(f"  {p.number}. {p.text}")
 
 
 def _filters(authority: str, category: str, outcome: str, since, until, ref: str):
@@ -183,6 +180,17 @@ def filter_options(fn):
     ]):
         fn = opt(fn)
     return fn
+
+
+def _questions(question: str | None, queries: Path | None) -> tuple[str | None, list[dict]]:
+    """The one QUESTION (checked) or the items of --queries, before any model is loaded."""
+    from rag.question import check_question
+
+    if queries:
+        return question, read_queries(queries)
+    if question is None:
+        _fail("give a QUESTION or --queries FILE")
+    return check_question(question), []
 
 
 def read_queries(path: Path) -> list[dict]:
@@ -225,12 +233,7 @@ def search(settings: Settings, question: str | None, k: int, mode: str, queries:
     from rag.question import check_question
 
     filters = _filters(authority, category, outcome, since, until, ref)
-    if queries:
-        items = read_queries(queries)
-    elif question is None:
-        _fail("give a QUESTION or --queries FILE")
-    else:
-        question = check_question(question)
+    question, items = _questions(question, queries)
     retriever = settings.archive.retriever
     if queries:
         for item in items:
@@ -285,7 +288,7 @@ def _print_answer(answer) -> None:
     shown = [(f"[{c.n}]", c.hit, c.citation) for c in answer.citations]
     if not answer.found and answer.closest:
         click.echo("\nClosest passages (not an answer):")
-        shown = [(f"-", h, "") for h in answer.closest]
+        shown = [("-", h, "") for h in answer.closest]
     for mark, h, line in shown:
         click.echo(f"\n{mark} {h.authority} ({h.ref}), {h.label} — {h.section}" + (f" > {h.subsection}" if h.subsection else ""))
         click.echo(f"    {h.outcome or 'outcome unknown'}, {format_date(h.decision_date) or 'date unknown'}  {h.url}")
@@ -311,15 +314,9 @@ def ask(settings: Settings, question: str | None, queries: Path | None, as_json:
     when the question names a reference or paragraph that does not exist.
     """
     from rag.answer import Answerer
-    from rag.question import check_question
 
     filters = _filters(authority, category, outcome, since, until, ref)
-    if queries:
-        items = read_queries(queries)
-    elif question is None:
-        _fail("give a QUESTION or --queries FILE")
-    else:
-        question = check_question(question)
+    question, items = _questions(question, queries)
     answerer = Answerer(settings.archive)
     if queries:
         for item in items:

@@ -269,14 +269,11 @@ def decision_view(d: Any) -> str:
         '<section class="para para-summary" id="p-summary"><div class="para-n">Summary</div>'
         f'<p class="para-text">{esc(d.summary)}</p></section>',
     ]
-    heading = None
-    for p in d.paragraphs:
-        h = p.section + (f" › {p.subsection}" if p.subsection else "")
-        if h != heading:
-            out.append(f'<h3 class="decision-section">{esc(h)}</h3>')
-            heading = h
-        out.append(f'<section class="para" id="p-{p.number}"><a class="para-n" href="#p-{p.number}" '
-                   f'title="Paragraph {p.number}">{p.number}</a><p class="para-text">{esc(p.text)}</p></section>')
+    for h, paragraphs in d.by_heading(" › "):
+        out.append(f'<h3 class="decision-section">{esc(h)}</h3>')
+        for p in paragraphs:
+            out.append(f'<section class="para" id="p-{p.number}"><a class="para-n" href="#p-{p.number}" '
+                       f'title="Paragraph {p.number}">{p.number}</a><p class="para-text">{esc(p.text)}</p></section>')
     if getattr(d, "signature", ""):
         out.append(f'<footer class="decision-signature">{esc(d.signature)}</footer>')
     out.append("</article>")
