@@ -153,15 +153,17 @@ class LexicalIndex:
         tokens = [t for t in tokens if t in vocab]
         if not tokens:
             return []
-        mask = None
+        # Scores for every document, then the top k: cheaper than bm25s' retrieve(), which runs a
+        # thread pool and a progress bar for each query.
+        scores = np.asarray(self.model.get_scores(tokens), dtype=np.float32)
         if allowed is not None:
             mask = np.zeros(len(self.ids), dtype=np.float32)
             for pid in allowed:
                 i = self._pos.get(pid)
                 if i is not None:
                     mask[i] = 1.0
-            if not mask.any():
-                return []
+            scores = scores * mask
         k = min(k, len(self.ids))
-        docs, scores = self.model.retrieve([tokens], k=k, show_progress=False, weight_mask=mask, n_threads=1)
-        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(self.ids) else np.arange(len(self.ids))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]

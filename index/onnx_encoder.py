@@ -240,12 +240,12 @@ def _write_manifest(folder: Path, entry: dict) -> None:
 # --- running the model ------------------------------------------------------------------------------
 
 
-def _open_session(path: Path):
+def _open_session(path: Path, threads: int | None = None):
     """An onnxruntime session on ``path``, checked by running it once; raises if the file is bad."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # onnxruntime's worker threads spin after each run by default, taking the cores that parsing,
@@ -325,8 +325,17 @@ class OnnxEmbedder(Embedder):
             )
         return enc["input_ids"], enc["token_type_ids"]
 
+    @property
+    def _query_session(self):
+        """A one-thread session for single questions. Measured: 2.9 ms a question against 4.0 ms
+        with two threads that sleep between runs (they must not spin, see ``_open_session``)."""
+        if getattr(self, "_single", None) is None:
+            self._single = _open_session(self.path, threads=1)
+        return self._single
+
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         ids, types = self._tokenise(texts)
+        session = self._query_session if len(texts) == 1 else self.session
         # Batches of similar length waste little work on padding; rows go back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -342,7 +351,7 @@ class OnnxEmbedder(Embedder):
                 input_ids[r, :n] = ids[i]
                 token_types[r, :n] = types[i]
                 mask[r, :n] = 1
-            hidden = self.session.run(
+            hidden = session.run(
                 [OUTPUT_NAME],
                 {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types},
             )[0]
