@@ -219,10 +219,14 @@ class Retriever:
         allowed = None if refs is None else {pid for r in refs for pid in cat.by_ref.get(r, ())}
         if allowed is not None and not allowed:
             return []
+        asked = None  # the paragraph named with its reference ("24 016 809 para 15")
         if query.references and query.paragraph is not None:
-            pid = f"{query.references[0].replace(' ', '-')}#{query.paragraph}"
-            if pid in cat.passages:
-                allowed = {pid} | (allowed or set())
+            asked = f"{query.references[0].replace(' ', '-')}#{query.paragraph}"
+            asked = asked if asked in cat.passages else None
+        if asked:
+            allowed = {asked} | (allowed or set())
+        if query.reference_only:
+            return self._hits(self._in_order(allowed or set(), k), {}, {})
 
         n = max(CANDIDATES, k * 5)
         dense: dict[str, float] = {}
@@ -241,14 +245,10 @@ class Retriever:
         if mode in ("hybrid", "bm25"):
             lexical = dict(cat.lexical.search(query.lexical_content, n, allowed))
 
-        if query.reference_only:
-            return self._hits(self._in_order(allowed or set(), k), dense, lexical)
         fused = self._fuse(dense, lexical, mode)
         scored = {pid: s * self._steer(pid, query) for pid, s in fused.items()}
-        if query.references and query.paragraph is not None:
-            pid = f"{query.references[0].replace(' ', '-')}#{query.paragraph}"
-            if pid in cat.passages:
-                scored[pid] = max(scored.values(), default=1.0) * 2 + 1e-6
+        if asked:
+            scored[asked] = max(scored.values(), default=1.0) * 2 + 1e-6
         # Ties (common with rank fusion) go to the passage with more of the question's exact words.
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1], -lexical.get(kv[0], 0.0)))
         chosen = self._select(ranked, query, k, per_decision)
