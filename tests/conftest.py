@@ -7,6 +7,9 @@ it skip with the reason when it is absent, as in a user's clone.
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,23 @@ from index import config
 
 CORPUS_DIR = Path(os.environ.get("OMBUDSMAN_CORPUS", config.PROJECT_ROOT.parent / "shared" / "corpus"))
 SEEDS_DIR = config.SEEDS_DIR
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server the test started: SIGTERM, then SIGKILL if it does not exit in 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ called through gradio_client. (tests/test_browser.py drives the same app in a re
 
 from __future__ import annotations
 
-import socket
 from datetime import date
 
 import pytest
@@ -19,6 +18,7 @@ gr = pytest.importorskip("gradio")
 from index.decision import Decision, Paragraph  # noqa: E402
 from rag.question import MAX_QUESTION_CHARS  # noqa: E402
 from ui import render  # noqa: E402
+from conftest import free_port  # noqa: E402
 from ui.app import (  # noqa: E402
     Chat,
     build_app,
@@ -32,12 +32,6 @@ from ui.app import (  # noqa: E402
 QUESTION = "why was Mr X's complaint closed?"
 PARA_15 = "The Council acknowledges it should have held the strategy meeting"
 NO_FILTERS = ("Any", "Any", "Any", "", "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from urllib.parse import urlparse
 import pytest
 
 from index.config import SEEDS_DIR, StoreConfig
+from conftest import free_port, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -41,12 +40,6 @@ def _browser_missing(reason: str):
     if os.environ.get("OMBUDSMAN_REQUIRE_BROWSER"):
         pytest.fail(f"{reason} (OMBUDSMAN_REQUIRE_BROWSER is set, so browser tests must run)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -294,12 +287,7 @@ def _serve_until_ready(index: Path, port: int, log: Path) -> float:
                 pytest.fail(f"no page after 300 s:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_serve_to_ready_page_times(tmp_path):

@@ -4,7 +4,6 @@ CI runs exactly the test command the README gives users."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 import pytest

@@ -7,8 +7,6 @@ stopped (SIGTERM) when the module's tests are done.
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +20,7 @@ from index.config import SEEDS_DIR, StoreConfig
 from index.store import PASSAGES, Store, StoreError
 from rag.archive import Archive
 from ui.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import free_port, stop
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +50,7 @@ def chroma_url(tmp_path_factory):
             time.sleep(0.1)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
