@@ -609,7 +609,7 @@ class Answerer:
                     need.insert(0, prev)
             if len(chosen) + len(need) > limit:
                 return False
-            if any(float(vectors[k] @ vectors[c]) > DUPLICATE for c in chosen):
+            if any(float(vectors[k] @ vectors[c]) > DUPLICATE or _restates(s, items[c][2]) for c in chosen):
                 return False
             chosen.extend(need)
             return True
@@ -726,6 +726,14 @@ def _tokens(text: str) -> list[str]:
     from index.lexical import tokenize
 
     return tokenize(text)
+
+
+def _restates(sentence: str, other: str) -> bool:
+    """Whether ``sentence`` adds no words to ``other``: the Summary often repeats the Final decision
+    in other order ("This is because there is not enough evidence ..."), which embeddings score
+    as only moderately similar."""
+    words = set(_tokens(sentence)) - {"mr", "mrs", "ms", "miss", "dr", "x"}
+    return bool(words) and len(words - set(_tokens(other))) <= max(1, len(words) // 10)
 
 
 def _growing(text: str) -> Iterator[str]:
