@@ -14,7 +14,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -446,7 +445,3 @@ def nearest_references(reference: str, known: list[str], n: int = 3) -> list[str
         return (-same, gap)
 
     return sorted(known, key=score)[:n]
-
-
-def iso_to_date(text: str) -> date | None:
-    return date.fromisoformat(text) if text else None

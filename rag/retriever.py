@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -368,7 +368,3 @@ def hit_of(p: StoredPassage, score: float, dense: float = 0.0, lexical: float = 
         text=p.text, score=score, dense=dense, lexical=lexical, statutes=tuple(md.get("statutes") or ()),
         boilerplate=boilerplate,
     )
-
-
-def with_score(hit: Hit, score: float) -> Hit:
-    return replace(hit, score=score)
