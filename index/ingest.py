@@ -24,7 +24,7 @@ from index.embedder import Embedder
 from index.lexical import LexicalIndex
 from index.parse import DecisionError, parse_file
 from index.passage import Passage, boilerplate_key, passages_of
-from index.store import DecisionWrite, Store, StoredPassage, StoreError, absolute_source, passage_of_window
+from index.store import DecisionWrite, Store, StoredPassage, StoreError, absolute_source
 
 log = logging.getLogger(__name__)
 
@@ -334,19 +334,20 @@ def refresh_lexical(store: Store, force: bool = False) -> bool:
     if not force:
         if LexicalIndex.saved_fingerprint(folder) == fingerprint:
             return False
-    passages = [p for p in store.iter_passages() if p.reference in records and
-                p.metadata.get("decision_hash") == records[p.reference].content_hash]
-    lexical = LexicalIndex.build([p.id for p in passages], [_lexical_text(p) for p in passages])
-    # A copy of the vectors beside the catalogue: a search restricted to a few decisions scores
-    # them exactly from this (memory-mapped) matrix instead of a filtered Chroma query, which costs
-    # 15-50 times an unfiltered one.
-    keep = {p.id for p in passages}
+    # One pass over the store: first windows give the passages (text and metadata), every window
+    # gives its vector. A copy of the vectors beside the catalogue lets a search restricted to a few
+    # decisions score them exactly from this (memory-mapped) matrix instead of a filtered Chroma
+    # query, which costs 15-50 times an unfiltered one.
+    passages: list[StoredPassage] = []
     ids: list[str] = []
     blocks: list[np.ndarray] = []
-    for page_ids, vectors in store.iter_vectors():
-        rows = [i for i, rid in enumerate(page_ids) if passage_of_window(rid) in keep]
-        ids.extend(page_ids[i] for i in rows)
+    for page, vectors in store.iter_windows():
+        rows = [i for i, w in enumerate(page) if w.reference in records
+                and w.metadata.get("decision_hash") == records[w.reference].content_hash]
+        passages.extend(page[i] for i in rows if page[i].metadata.get("window", 0) == 0)
+        ids.extend(page[i].id for i in rows)
         blocks.append(vectors[rows])
+    lexical = LexicalIndex.build([p.id for p in passages], [_lexical_text(p) for p in passages])
     matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
     lexical.save(folder, fingerprint, {"catalogue.json": catalogue(passages, records), "vector_ids.json": ids},
                  {"vectors.npy": matrix.astype(np.float32)})

@@ -294,14 +294,16 @@ class Store:
                 return
             offset += len(got["ids"])
 
-    def iter_vectors(self) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Every embedding window's record id and vector, a page at a time."""
+    def iter_windows(self) -> Iterator[tuple[list[StoredPassage], np.ndarray]]:
+        """Every embedding window's record (metadata, text) and vector, a page at a time: one pass
+        over the store gives both what the lexical index needs and the vector copy."""
         col = self.passages_collection()
         offset = 0
         while True:
-            got = col.get(include=["embeddings"], limit=self.max_batch, offset=offset)
+            got = col.get(include=["metadatas", "documents", "embeddings"], limit=self.max_batch, offset=offset)
             if got["ids"]:
-                yield list(got["ids"]), np.asarray(got["embeddings"], dtype=np.float32)
+                records = [StoredPassage(rid, md, doc) for rid, md, doc in zip(got["ids"], got["metadatas"], got["documents"])]
+                yield records, np.asarray(got["embeddings"], dtype=np.float32)
             if len(got["ids"]) < self.max_batch:
                 return
             offset += len(got["ids"])
