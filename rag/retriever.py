@@ -246,7 +246,7 @@ class Retriever:
             lexical = dict(cat.lexical.search(query.lexical_content, n, allowed))
 
         fused = self._fuse(dense, lexical, mode)
-        scored = {pid: s * self._steer(pid, query) for pid, s in fused.items()}
+        scored = {pid: s * self._steer(cat, pid, query) for pid, s in fused.items()}
         if asked:
             scored[asked] = max(scored.values(), default=1.0) * 2 + 1e-6
         # Ties (common with rank fusion) go to the passage with more of the question's exact words.
@@ -295,9 +295,9 @@ class Retriever:
                 fused[pid] = fused.get(pid, 0.0) + weight / (RRF_K + rank + 1) / best
         return fused
 
-    def _steer(self, pid: str, query: Query) -> float:
+    @staticmethod
+    def _steer(cat: _Catalogue, pid: str, query: Query) -> float:
         """Boosts from the question's cues: outcome words, aliases, and "why" favouring reasons."""
-        cat = self.catalogue
         ref, paragraph, section, subsection, key, _, statutes = cat.passages[pid]
         decision = cat.decisions.get(ref, {})
         factor = 1.0
