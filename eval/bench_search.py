@@ -21,7 +21,7 @@ from pathlib import Path
 
 from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.embedder import load_embedder
-from index.ingest import refresh_lexical
+from index.catalogue import refresh
 from index.store import Store
 from eval.run import load_questions
 from eval.synthetic import Recombiner, fill, real_decisions
@@ -51,7 +51,7 @@ def measure(size: int, recombiner: Recombiner, embedder, questions: list[str], r
     n = fill(store, recombiner, size, embedder.label)
     fill_s = time.perf_counter() - start
     start = time.perf_counter()
-    refresh_lexical(store, force=True)
+    refresh(store, force=True)
     lexical_s = time.perf_counter() - start
 
     archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder)

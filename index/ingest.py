@@ -2,7 +2,8 @@
 
 Unchanged decisions (same content hash) are skipped without embedding; changed ones replace their
 passages; one bad file is reported and the rest of the batch still goes in. After the vectors, the
-lexical index and the boilerplate table are rebuilt when the indexed content changed.
+catalogue (lexical index, boilerplate table, vector copy) is brought up to date from the parts the
+writer saved beside each stored decision (see ``index.catalogue``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from index.decision import Decision
 from index.embedder import Embedder
-from index.lexical import LexicalIndex
+from index.catalogue import Parts, parts_for, parts_of_writes, refresh
 from index.parse import DecisionError, parse_file
-from index.passage import Passage, boilerplate_key, passages_of
-from index.store import DecisionWrite, Store, StoredPassage, StoreError, absolute_source
+from index.passage import Passage, passages_of
+from index.store import DecisionWrite, Store, StoreError, absolute_source
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,6 @@ ADDED, REPLACED, UNCHANGED, FAILED, REMOVED, REPAIRED = "added", "replaced", "un
 # enough that a killed ingest loses little and memory stays flat.
 # Measured: 1024 windows embed about 1.3x faster than 256 (less padding after sorting by length).
 BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_INGEST_BATCH", "1024"))
-# A paragraph whose normalised text appears in at least this many decisions is boilerplate.
-BOILERPLATE_MIN_DECISIONS = 3
 
 
 @dataclass
@@ -128,6 +125,7 @@ class _Writer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
         self._lock = threading.Lock()  # the writer thread and the main thread both report
+        self.parts: Parts = parts_for(store)
 
     @property
     def embedder(self) -> Embedder:
@@ -182,6 +180,7 @@ class _Writer:
 
     def _write(self, batch: list[DecisionWrite], pending: list) -> None:
         self.store.write_decisions(batch, self.label, replacing=self.replacing)
+        self.parts.put(parts_of_writes(batch))
         with self._lock:
             for _, passages, windows, result in pending:
                 result.paragraphs = len(passages)
@@ -201,6 +200,7 @@ class _Writer:
         self.flush()
         self.wait()
         self._pool.shutdown(wait=True)
+        self.parts.close()
 
 
 @dataclass(frozen=True)
@@ -284,6 +284,7 @@ def ingest(
         label = embedder.label
     if rebuild:
         store.drop()
+        parts_for(store).clear()
     store.passages_collection(label)  # creates the collection or refuses a model mismatch
     files, failures = collect_files(paths)
     report.results.extend(failures)
@@ -312,76 +313,7 @@ def ingest(
                 store.delete_decision(ref)
                 report.results.append(FileResult(rec.source, REMOVED, ref, "its file is gone"))
 
-    report.lexical_rebuilt = refresh_lexical(store)
+    report.lexical_rebuilt = refresh(store)
     report.seconds = time.perf_counter() - start
     log.info("ingest: %s", report.summary())
     return report
-
-
-CATALOGUE_VERSION = "5"  # bumped when the catalogue's layout or the lexical tokens change
-
-
-def lexical_fingerprint(store: Store, records=None) -> str:
-    """What a saved lexical index must have been built from to be current."""
-    return f"{store.fingerprint(records)}-v{CATALOGUE_VERSION}"
-
-
-def refresh_lexical(store: Store, force: bool = False) -> bool:
-    """Rebuild the lexical index, catalogue and boilerplate table if the store's content changed."""
-    records = store.complete_records()
-    fingerprint = lexical_fingerprint(store, records)
-    folder = store.lexical_dir
-    if not force:
-        if LexicalIndex.saved_fingerprint(folder) == fingerprint:
-            return False
-    # One pass over the store: first windows give the passages (text and metadata), every window
-    # gives its vector. A copy of the vectors beside the catalogue lets a search restricted to a few
-    # decisions score them exactly from this (memory-mapped) matrix instead of a filtered Chroma
-    # query, which costs 15-50 times an unfiltered one.
-    passages: list[StoredPassage] = []
-    ids: list[str] = []
-    blocks: list[np.ndarray] = []
-    for page, vectors in store.iter_windows():
-        rows = [i for i, w in enumerate(page) if w.reference in records
-                and w.metadata.get("decision_hash") == records[w.reference].content_hash]
-        passages.extend(page[i] for i in rows if page[i].metadata.get("window", 0) == 0)
-        ids.extend(page[i].id for i in rows)
-        blocks.append(vectors[rows])
-    lexical = LexicalIndex.build([p.id for p in passages], [_lexical_text(p) for p in passages])
-    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-    lexical.save(folder, fingerprint, {"catalogue.json": catalogue(passages, records), "vector_ids.json": ids},
-                 {"vectors.npy": matrix.astype(np.float32)})
-    return True
-
-
-def _lexical_text(p: StoredPassage) -> str:
-    heading = p.metadata.get("subsection") or p.metadata.get("section") or ""
-    return f"{heading}. {p.text}"
-
-
-def catalogue(passages: list[StoredPassage], records) -> dict:
-    """The retriever's in-memory view: per passage the fields it filters and groups on, per decision
-    its metadata, and which normalised paragraph texts many decisions share (boilerplate)."""
-    # Keys are computed from the text here, not read from the store, so that indexes built before
-    # a change of the boilerplate rule need no re-embedding.
-    keys = {p.id: boilerplate_key(p.text) for p in passages}
-    per_key: dict[str, set[str]] = defaultdict(set)
-    for p in passages:
-        per_key[keys[p.id]].add(p.reference)
-    shared = {k: len(refs) for k, refs in per_key.items() if len(refs) >= BOILERPLATE_MIN_DECISIONS}
-    rows = [
-        [p.id, p.reference, p.metadata["paragraph"], p.metadata.get("section", ""),
-         p.metadata.get("subsection", ""), keys[p.id], int(p.metadata.get("token_count", 0)),
-         list(p.metadata.get("statutes") or ())]
-        for p in passages
-    ]
-    aliases: dict[str, set[str]] = defaultdict(set)
-    for p in passages:
-        aliases[p.reference].update(p.metadata.get("aliases") or ())
-    decisions = {
-        ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
-              "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs,
-              "aliases": sorted(aliases[ref])}
-        for ref, r in records.items()
-    }
-    return {"passages": rows, "boilerplate": shared, "decisions": decisions}

@@ -92,10 +92,15 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str]) -> "LexicalIndex":
+        return cls.from_tokens(ids, [tokenize(t) for t in texts])
+
+    @classmethod
+    def from_tokens(cls, ids: list[str], tokens: list[list[str]]) -> "LexicalIndex":
+        """BM25 over documents already tokenised with ``tokenize`` (the catalogue keeps them so)."""
         bm25s = _bm25s()
         model = bm25s.BM25()
         if ids:
-            model.index([tokenize(t) or ["_empty_"] for t in texts], show_progress=False)
+            model.index([t or ["_empty_"] for t in tokens], show_progress=False)
         return cls(list(ids), model)
 
     def save(self, folder: Path, fingerprint: str, extra: dict[str, object] | None = None,

@@ -76,51 +76,48 @@ def _hash(text: str) -> str:
 
 def passages_of(decision: Decision) -> list[Passage]:
     """The Summary (when there is one) and every paragraph of ``decision``, in order."""
-    common = dict(
+    parts = ([(SUMMARY, decision.summary, "Summary", "", ())] if decision.summary else []) + [
+        (p.number, p.text, p.section, p.subsection, p.statutes) for p in decision.paragraphs
+    ]
+    counts = count_tokens_many([text for _, text, *_ in parts])
+    return [_passage(decision, *part, n) for part, n in zip(parts, counts)]
+
+
+def passage_of(decision: Decision, paragraph: int | str) -> Passage | None:
+    """One passage of ``decision`` (``paragraph`` a number or ``"summary"``), or None if it has none."""
+    if paragraph == SUMMARY:
+        if not decision.summary:
+            return None
+        part = (SUMMARY, decision.summary, "Summary", "", ())
+    else:
+        number = int(paragraph)
+        if not 1 <= number <= len(decision.paragraphs):
+            return None
+        p = decision.paragraphs[number - 1]
+        part = (p.number, p.text, p.section, p.subsection, p.statutes)
+    return _passage(decision, *part, count_tokens_many([part[1]])[0])
+
+
+def _passage(decision: Decision, paragraph: int | str, text: str, section: str, subsection: str,
+             statutes: tuple[str, ...], token_count: int) -> Passage:
+    return Passage(
+        id=passage_id(decision.reference, paragraph),
         reference=decision.reference,
+        paragraph=paragraph,
+        section=section,
+        subsection=subsection,
         authority=decision.authority,
         category=decision.category_path,
         outcome=decision.outcome,
         decision_date=decision.decision_date,
         url=decision.url,
+        text=text,
+        statutes=tuple(statutes),
+        aliases=_aliases_in(text, decision.aliases),
+        token_count=token_count,
+        content_hash=_hash(text),
+        boilerplate_key=boilerplate_key(text),
     )
-    out: list[Passage] = []
-    texts = ([decision.summary] if decision.summary else []) + [p.text for p in decision.paragraphs]
-    counts = count_tokens_many(texts)
-    offset = 1 if decision.summary else 0
-    if decision.summary:
-        out.append(
-            Passage(
-                id=passage_id(decision.reference, SUMMARY),
-                paragraph=SUMMARY,
-                section="Summary",
-                subsection="",
-                text=decision.summary,
-                statutes=(),
-                aliases=_aliases_in(decision.summary, decision.aliases),
-                token_count=counts[0],
-                content_hash=_hash(decision.summary),
-                boilerplate_key=boilerplate_key(decision.summary),
-                **common,
-            )
-        )
-    for i, p in enumerate(decision.paragraphs):
-        out.append(
-            Passage(
-                id=passage_id(decision.reference, p.number),
-                paragraph=p.number,
-                section=p.section,
-                subsection=p.subsection,
-                text=p.text,
-                statutes=p.statutes,
-                aliases=_aliases_in(p.text, decision.aliases),
-                token_count=counts[i + offset],
-                content_hash=_hash(p.text),
-                boilerplate_key=boilerplate_key(p.text),
-                **common,
-            )
-        )
-    return out
 
 
 def _aliases_in(text: str, aliases: tuple[str, ...]) -> tuple[str, ...]:

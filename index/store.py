@@ -1,10 +1,12 @@
 """The store: Chroma (a local folder or a ``chroma run`` server) holding passages and decisions.
 
-Two collections: ``passages`` (one vector per embedding window, cosine space, the model recorded
-in its metadata) and ``decisions`` (one record per decision holding its parsed JSON and content
-hash). A decision is written in three steps (mark "writing", replace passages, mark "done") so a
-process killed mid-way leaves a record that says so; readers ignore such decisions and the next
-ingest repairs them from the stored JSON.
+Two collections: ``decisions`` (one record per decision holding its parsed JSON and content hash:
+the text of record) and ``passages`` (one vector per embedding window, cosine space, the model
+recorded in its metadata, with only the few fields that tie it to its decision). A passage's text
+and citation fields are read from its decision's JSON, so writing a vector costs little and the
+two can never disagree. A decision is written in three steps (mark "writing", replace passages,
+mark "done") so a process killed mid-way leaves a record that says so; readers ignore such
+decisions and the next ingest repairs them from the stored JSON.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ import numpy as np
 from index import config  # noqa: F401  (offline environment first)
 from index.config import StoreConfig
 from index.decision import Decision, normalise_reference
-from index.passage import SUMMARY, Passage
+from index.passage import SUMMARY, Passage, passage_of, passages_of
 
 log = logging.getLogger(__name__)
 
 PASSAGES = "ombudsman-passages"
 DECISIONS = "ombudsman-decisions"
-SCHEMA = "1"
+# Version of the record layout; an index written with another layout is refused with a message to
+# rebuild it (schema 1 kept each passage's text and citation fields beside its vector).
+SCHEMA = "2"
 WRITING, DONE = "writing", "done"
 
 
@@ -75,33 +79,33 @@ class StoredPassage:
         return SUMMARY if p == SUMMARY else int(p)
 
 
-def _passage_metadata(p: Passage, decision_hash: str, window: int, windows: int) -> dict[str, Any]:
+def _window_metadata(p: Passage, decision_hash: str, window: int) -> dict[str, Any]:
+    """What a vector record keeps: enough to delete a decision's windows and to tell a current
+    window from one of an older version of its decision. Every field more costs write time
+    (Chroma indexes each one) and would duplicate the decision's JSON."""
+    return {"ref": p.reference, "window": window, "decision_hash": decision_hash}
+
+
+def stored_passage(p: Passage, decision_hash: str) -> StoredPassage:
+    """A passage in the shape readers get it (text, and the fields a citation shows)."""
     md: dict[str, Any] = {
         "passage_id": p.id,
         "ref": p.reference,
         "paragraph": str(p.paragraph),
-        "number": 0 if p.is_summary else int(p.paragraph),
         "section": p.section,
         "subsection": p.subsection,
         "authority": p.authority,
         "category": p.category,
         "outcome": p.outcome,
         "decision_date": p.decision_date.isoformat() if p.decision_date else "",
-        "date_ordinal": p.decision_date.toordinal() if p.decision_date else 0,
         "url": p.url,
         "token_count": p.token_count,
-        "content_hash": p.content_hash,
         "boilerplate_key": p.boilerplate_key,
         "decision_hash": decision_hash,
-        "window": window,
-        "windows": windows,
+        "statutes": list(p.statutes),
+        "aliases": list(p.aliases),
     }
-    # Chroma keeps list metadata but not empty lists.
-    if p.statutes:
-        md["statutes"] = list(p.statutes)
-    if p.aliases:
-        md["aliases"] = list(p.aliases)
-    return md
+    return StoredPassage(p.id, md, p.text)
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,12 @@ class Store:
                     configuration={"hnsw": {"space": "cosine", "ef_search": 200}},
                     metadata={"model": label, "schema": SCHEMA},
                 )
+            schema = str((col.metadata or {}).get("schema", ""))
+            if schema != SCHEMA:
+                raise StoreError(
+                    f"the {self.config.description} was written in an older layout (schema {schema or '?'}, "
+                    f"this version reads schema {SCHEMA}); rebuild it with `ombudsman ingest --rebuild PATH...`"
+                )
             self._passages = col
         if label is not None:
             self.check_model(label)
@@ -270,42 +280,86 @@ class Store:
         hint = f"; the nearest indexed references are {', '.join(near)}" if near else ""
         raise KeyError(f"decision {ref} is not in the {self.config.description}{hint}")
 
-    def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
-        """Whole passages by passage id (window 0 holds the passage's metadata and text)."""
-        out: dict[str, StoredPassage] = {}
-        col = self.passages_collection()
-        for i in range(0, len(ids), self.max_batch):
-            chunk = ids[i : i + self.max_batch]
-            got = col.get(ids=chunk, include=["metadatas", "documents"])
-            for rid, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
-                out[rid] = StoredPassage(rid, md, doc)
+    def _decision_docs(self, slugs: list[str]) -> dict[str, Decision]:
+        """Complete decisions by slug, read from their stored JSON (absent or incomplete: left out)."""
+        out: dict[str, Decision] = {}
+        col = self.decisions_collection
+        for i in range(0, len(slugs), self.max_batch):
+            got = col.get(ids=slugs[i : i + self.max_batch], include=["documents", "metadatas"])
+            for slug, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
+                if md.get("status") == DONE:
+                    out[slug] = Decision.from_json(json.loads(doc), source=md.get("source", ""))
         return out
 
-    def iter_passages(self, where: dict | None = None) -> Iterator[StoredPassage]:
-        """Every passage's first window (whole text and metadata), page by page."""
-        col = self.passages_collection()
-        clause = {"window": 0} if where is None else {"$and": [{"window": 0}, where]}
+    def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
+        """Whole passages by passage id (``24-016-809#15``), from their decisions' stored JSON."""
+        wanted: dict[str, list[str]] = {}
+        for pid in dict.fromkeys(ids):
+            slug, _, paragraph = pid.partition("#")
+            wanted.setdefault(slug, []).append(paragraph)
+        out: dict[str, StoredPassage] = {}
+        for slug, decision in self._decision_docs(list(wanted)).items():
+            for paragraph in wanted[slug]:
+                if paragraph != SUMMARY and not paragraph.isdigit():
+                    continue
+                p = passage_of(decision, paragraph)
+                if p is not None:
+                    out[p.id] = stored_passage(p, decision.content_hash)
+        return out
+
+    def iter_decisions(self, refs: list[str] | None = None) -> Iterator[Decision]:
+        """Complete decisions (all, or those of ``refs``), read a page at a time from their JSON."""
+        if refs is not None:
+            slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
+            yield from self._decision_docs(slugs).values()
+            return
+        col = self.decisions_collection
         offset = 0
         while True:
-            got = col.get(where=clause, include=["metadatas", "documents"], limit=self.max_batch, offset=offset)
-            for rid, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
-                yield StoredPassage(rid, md, doc)
+            got = col.get(include=["documents", "metadatas"], limit=self.max_batch, offset=offset)
+            for md, doc in zip(got["metadatas"], got["documents"]):
+                if md.get("status") == DONE:
+                    yield Decision.from_json(json.loads(doc), source=md.get("source", ""))
             if len(got["ids"]) < self.max_batch:
                 return
             offset += len(got["ids"])
 
-    def iter_windows(self) -> Iterator[tuple[list[StoredPassage], np.ndarray]]:
-        """Every embedding window's record (metadata, text) and vector, a page at a time: one pass
-        over the store gives both what the lexical index needs and the vector copy."""
+    def iter_passages(self, ref: str | None = None) -> Iterator[StoredPassage]:
+        """Every passage of the complete decisions (or of one), in decision order."""
+        for decision in self.iter_decisions(None if ref is None else [ref]):
+            for p in passages_of(decision):
+                yield stored_passage(p, decision.content_hash)
+
+    def windows(self, ref: str | None = None) -> dict[str, dict[str, Any]]:
+        """The vector records themselves (all, or one decision's): record id -> its metadata."""
         col = self.passages_collection()
+        where = None if ref is None else {"ref": normalise_reference(ref)}
+        out: dict[str, dict[str, Any]] = {}
         offset = 0
         while True:
-            got = col.get(include=["metadatas", "documents", "embeddings"], limit=self.max_batch, offset=offset)
-            if got["ids"]:
-                records = [StoredPassage(rid, md, doc) for rid, md, doc in zip(got["ids"], got["metadatas"], got["documents"])]
-                yield records, np.asarray(got["embeddings"], dtype=np.float32)
+            got = col.get(where=where, include=["metadatas"], limit=self.max_batch, offset=offset)
+            out.update(zip(got["ids"], got["metadatas"]))
             if len(got["ids"]) < self.max_batch:
-                return
+                return out
+            offset += len(got["ids"])
+
+    def vectors_of(self, hashes: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
+        """The window vectors of decisions (reference -> content hash) written from that version of
+        each: ref -> record id -> vector."""
+        refs = list(hashes)
+        if not refs:
+            return {}
+        col = self.passages_collection()
+        out: dict[str, dict[str, np.ndarray]] = {}
+        offset = 0
+        while True:
+            got = col.get(where={"ref": {"$in": refs}}, include=["metadatas", "embeddings"],
+                          limit=self.max_batch, offset=offset)
+            for rid, md, vector in zip(got["ids"], got["metadatas"], got["embeddings"]):
+                if md.get("decision_hash") == hashes.get(md["ref"]):
+                    out.setdefault(md["ref"], {})[rid] = np.asarray(vector, dtype=np.float32)
+            if len(got["ids"]) < self.max_batch:
+                return out
             offset += len(got["ids"])
 
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
@@ -356,15 +410,17 @@ class Store:
         }
 
     def _mark(self, batch: list[tuple[Decision, int]], status: str) -> None:
+        """Write the records with ``status``: the JSON with "writing", then only the status."""
         col = self.decisions_collection
         for k in range(0, len(batch), self.max_batch):
             part = batch[k : k + self.max_batch]
-            col.upsert(
-                ids=[d.slug for d, _ in part],
-                embeddings=[[1.0]] * len(part),
-                documents=[json.dumps(d.to_json(), ensure_ascii=False) for d, _ in part],
-                metadatas=[self._record_metadata(d, status, n) for d, n in part],
-            )
+            ids = [d.slug for d, _ in part]
+            metadatas = [self._record_metadata(d, status, n) for d, n in part]
+            if status == WRITING:
+                col.upsert(ids=ids, embeddings=[[1.0]] * len(part), metadatas=metadatas,
+                           documents=[json.dumps(d.to_json(), ensure_ascii=False) for d, _ in part])
+            else:  # the JSON was written with "writing"; rewriting it would cost as much again
+                col.update(ids=ids, metadatas=metadatas)
 
     def write_decisions(self, batch: list[DecisionWrite], label: str, replacing: set[str] = frozenset()) -> None:
         """Replace everything stored for each decision in ``batch`` with its passages and vectors.
@@ -375,7 +431,7 @@ class Store:
         that may have passages already (the rest are new and need no delete).
         """
         col = self.passages_collection(label)
-        ids, docs, mds, vecs = [], [], [], []
+        ids, mds, vecs = [], [], []
         for w in batch:
             n_windows = sum(len(ws) for ws in w.windows)
             if len(w.vectors) != n_windows:
@@ -383,8 +439,7 @@ class Store:
             for p, ws in zip(w.passages, w.windows):
                 for k in range(len(ws)):
                     ids.append(window_id(p.id, k))
-                    docs.append(p.text)
-                    mds.append(_passage_metadata(p, w.decision.content_hash, k, len(ws)))
+                    mds.append(_window_metadata(p, w.decision.content_hash, k))
             vecs.append(np.asarray(w.vectors, dtype=np.float32))
         counts = [(w.decision, len(w.passages)) for w in batch]
         self._mark(counts, WRITING)
@@ -394,7 +449,7 @@ class Store:
         vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
         for k in range(0, len(ids), self.max_batch):
             m = k + self.max_batch
-            col.add(ids=ids[k:m], documents=docs[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
+            col.add(ids=ids[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
         self._mark(counts, DONE)
 
     def move_source(self, reference: str, source: str) -> None:

@@ -233,21 +233,23 @@ def _provision(archive, query: Provision) -> CitationResult:
     by_ref: dict[str, dict] = {}
     cited_parts: set[str] = set()
     wanted = str(query)
-    for p in archive.store.iter_passages() if archive.store.exists() else ():
-        statutes = list(p.metadata.get("statutes") or ())
+    # The catalogue holds every passage's provisions: no decision text needs reading.
+    catalogue = archive.retriever.catalogue if archive.store.exists() else None
+    for ref, number, *_, statutes in (catalogue.passages.values() if catalogue else ()):
         cited_parts.update(statutes)
         hits = [s for s in statutes if provision_matches(query, s)]
         if not hits:
             continue
-        md = p.metadata
-        entry = by_ref.setdefault(md["ref"], {
-            "ref": md["ref"], "authority": md.get("authority", ""), "outcome": md.get("outcome", ""),
-            "decision_date": md.get("decision_date", ""), "url": md.get("url", ""), "paragraphs": [],
+        d = catalogue.decisions.get(ref, {})
+        paragraph = SUMMARY if number == SUMMARY else int(number)
+        entry = by_ref.setdefault(ref, {
+            "ref": ref, "authority": d.get("authority", ""), "outcome": d.get("outcome", ""),
+            "decision_date": d.get("decision_date", ""), "url": d.get("url", ""), "paragraphs": [],
         })
         exact = any(s == wanted or (not query.act and s.endswith(f", {query.part}")) for s in hits)
         entry["paragraphs"].append({
-            "paragraph": p.paragraph, "statutes": hits, "exact": exact,
-            "citation": citation_line(entry["authority"], md["ref"], p.paragraph, entry["decision_date"], entry["url"]),
+            "paragraph": paragraph, "statutes": hits, "exact": exact,
+            "citation": citation_line(entry["authority"], ref, paragraph, entry["decision_date"], entry["url"]),
         })
     scope = wanted if query.act else f"{query.part} (any Act)"
     if not by_ref:

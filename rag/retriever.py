@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 
 from index.embedder import Embedder
-from index.ingest import lexical_fingerprint, refresh_lexical
+from index import catalogue as catalogue_files
 from index.lexical import LexicalIndex
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage, passage_of_window
@@ -114,11 +114,11 @@ class _Catalogue:
     @classmethod
     def load(cls, store: Store) -> "_Catalogue":
         folder = store.lexical_dir
-        fingerprint = lexical_fingerprint(store)
+        fingerprint = catalogue_files.fingerprint(store)
         lexical, saved = LexicalIndex.load(folder)
         if lexical is None or saved != fingerprint:
             log.info("the lexical index at %s is missing or stale; rebuilding it", folder)
-            refresh_lexical(store, force=True)
+            catalogue_files.refresh(store, force=True)
             lexical, saved = LexicalIndex.load(folder)
         body = json.loads((folder / "catalogue.json").read_text())
         passages = {row[0]: tuple(row[1:]) for row in body["passages"]}

@@ -1,0 +1,246 @@
+"""The catalogue: what the retriever keeps beside Chroma, kept current decision by decision.
+
+For every indexed decision a *part* holds what the retriever needs of it: one row per passage
+(the fields it filters and groups on), the passages' BM25 tokens, and its window vectors. Parts are
+saved in a SQLite file beside the lexical index, keyed by reference and content hash. Ingest
+writes the part of each decision as it stores the decision, so rebuilding the catalogue after an
+ingest reads only parts (never the whole store) and tokenises nothing again; a part that is missing
+or stale (another process wrote to a shared Chroma server, or an index built before parts existed)
+is made from the store, once.
+
+From the parts of the complete decisions, ``refresh`` writes the lexical index (BM25), the
+catalogue JSON (passage rows, decision metadata, the boilerplate table) and a copy of the vectors
+that lets a search restricted to a few decisions score them exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from index.decision import Decision
+from index.lexical import LexicalIndex, tokenize
+from index.passage import Passage, passages_of
+from index.store import DecisionRecord, DecisionWrite, Store, window_id
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_VERSION = "6"  # bumped when the catalogue's layout, a part's layout or the lexical tokens change
+# A paragraph whose opening words (``boilerplate_key``) appear in at least this many decisions is
+# boilerplate: the standard wording about the Ombudsman's role, powers and the law.
+BOILERPLATE_MIN_DECISIONS = 3
+# Decisions read from the store per call when parts have to be made from it.
+STORE_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class Part:
+    """One decision's share of the catalogue, as saved."""
+
+    reference: str
+    content_hash: str
+    rows: list[list]  # per passage: [id, ref, paragraph, section, subsection, boilerplate key, tokens, statutes]
+    aliases: list[str]
+    tokens: list[str]  # per passage: its BM25 tokens joined by spaces
+    window_ids: list[str]
+    vectors: np.ndarray  # float32, one row per window id
+
+
+def lexical_text(p: Passage) -> str:
+    """What BM25 indexes: the heading gives short paragraphs the words of their role."""
+    heading = p.subsection or p.section
+    return f"{heading}. {p.text}"
+
+
+def part_of(decision: Decision, passages: list[Passage], window_counts: list[int], vectors: np.ndarray) -> Part:
+    """The part of a decision whose passages have ``window_counts`` windows with these vectors."""
+    rows = [[p.id, p.reference, str(p.paragraph), p.section, p.subsection, p.boilerplate_key, p.token_count,
+             list(p.statutes)] for p in passages]
+    window_ids = [window_id(p.id, k) for p, n in zip(passages, window_counts) for k in range(n)]
+    if len(window_ids) != len(vectors):
+        raise ValueError(f"{decision.reference}: {len(vectors)} vectors for {len(window_ids)} windows")
+    aliases = sorted({a for p in passages for a in p.aliases})
+    tokens = [" ".join(tokenize(lexical_text(p))) for p in passages]
+    return Part(decision.reference, decision.content_hash, rows, aliases, tokens, window_ids,
+                np.asarray(vectors, dtype=np.float32))
+
+
+def parts_of_writes(batch: list[DecisionWrite]) -> list[Part]:
+    """Parts of decisions just written to the store (ingest's writer calls this)."""
+    return [part_of(w.decision, w.passages, [len(ws) for ws in w.windows], w.vectors) for w in batch]
+
+
+class Parts:
+    """The SQLite file of parts. Safe to share between threads (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            version = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+            if version is None or version[0] != CATALOGUE_VERSION:
+                db.execute("DROP TABLE IF EXISTS parts")  # parts of another layout are remade
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (CATALOGUE_VERSION,))
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS parts (ref TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
+                " body TEXT NOT NULL, vectors BLOB NOT NULL, dim INTEGER NOT NULL)"
+            )
+            self._db = db
+        return self._db
+
+    def put(self, parts: Iterable[Part]) -> None:
+        rows = [(p.reference, p.content_hash,
+                 json.dumps({"rows": p.rows, "aliases": p.aliases, "tokens": p.tokens, "window_ids": p.window_ids},
+                            ensure_ascii=False),
+                 p.vectors.tobytes(), int(p.vectors.shape[1]) if p.vectors.ndim == 2 else 0)
+                for p in parts]
+        with self._lock:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)", rows)
+            self.db.execute("COMMIT")
+
+    def clear(self) -> None:
+        """Forget every part (the store was dropped)."""
+        with self._lock:
+            self.db.execute("DELETE FROM parts")
+        self.close()
+
+    def hashes(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.db.execute("SELECT ref, content_hash FROM parts").fetchall())
+
+    def delete(self, refs: Iterable[str]) -> None:
+        with self._lock:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM parts WHERE ref = ?", [(r,) for r in refs])
+            self.db.execute("COMMIT")
+
+    def iterate(self) -> Iterator[Part]:
+        """Every saved part, in reference order (so rebuilt catalogues come out the same)."""
+        with self._lock:
+            rows = self.db.execute("SELECT ref, content_hash, body, vectors, dim FROM parts ORDER BY ref").fetchall()
+        for ref, content_hash, body, blob, dim in rows:
+            data = json.loads(body)
+            vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((0, 0), np.float32)
+            yield Part(ref, content_hash, data["rows"], data["aliases"], data["tokens"], data["window_ids"], vectors)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def parts_for(store: Store) -> Parts:
+    """The parts file of ``store``: beside its lexical index (per server in server mode)."""
+    return Parts(store.lexical_dir.with_name("parts.sqlite"))
+
+
+def fingerprint(store: Store, records: dict[str, DecisionRecord] | None = None) -> str:
+    """What a saved catalogue must have been built from to be current."""
+    return f"{store.fingerprint(records)}-v{CATALOGUE_VERSION}"
+
+
+def _parts_from_store(store: Store, refs: list[str], records: dict[str, DecisionRecord]) -> list[Part]:
+    """Parts of decisions the parts file lacks, made from their stored JSON and vectors."""
+    decisions = {d.reference: d for d in store.iter_decisions(refs)}
+    vectors = store.vectors_of({ref: d.content_hash for ref, d in decisions.items()})
+    out = []
+    for ref, d in decisions.items():
+        if d.content_hash != records[ref].content_hash:
+            continue  # rewritten since the records were read: the next refresh takes it
+        passages = passages_of(d)
+        found = vectors.get(ref, {})
+        counts = []
+        for p in passages:
+            k = 0
+            while window_id(p.id, k) in found:
+                k += 1
+            counts.append(k)
+        if any(n == 0 for n in counts):
+            log.warning("%s: some passages have no vector in the store; re-run ingest to repair it", ref)
+            continue
+        matrix = np.stack([found[window_id(p.id, k)] for p, n in zip(passages, counts) for k in range(n)])
+        out.append(part_of(d, passages, counts, matrix))
+    return out
+
+
+def refresh(store: Store, force: bool = False) -> bool:
+    """Bring the lexical index, catalogue and vector copy up to date with the store's content.
+
+    Returns whether anything was rebuilt (nothing is when the saved fingerprint is current).
+    """
+    records = store.complete_records()
+    current = fingerprint(store, records)
+    folder = store.lexical_dir
+    if not force and LexicalIndex.saved_fingerprint(folder) == current:
+        return False
+    parts = parts_for(store)
+    try:
+        saved = parts.hashes()
+        gone = [ref for ref, h in saved.items() if ref not in records or records[ref].content_hash != h]
+        if gone:
+            parts.delete(gone)
+        missing = [ref for ref, r in records.items() if saved.get(ref) != r.content_hash]
+        if missing:
+            log.info("making the catalogue parts of %d decisions from the store", len(missing))
+        for i in range(0, len(missing), STORE_CHUNK):
+            parts.put(_parts_from_store(store, missing[i : i + STORE_CHUNK], records))
+        _write(folder, current, parts.iterate(), records)
+    finally:
+        parts.close()
+    return True
+
+
+def _write(folder: Path, current: str, parts: Iterator[Part], records: dict[str, DecisionRecord]) -> None:
+    rows: list[list] = []
+    tokens: list[list[str]] = []
+    aliases: dict[str, list[str]] = {}
+    window_ids: list[str] = []
+    blocks: list[np.ndarray] = []
+    interned: dict[str, str] = {}  # one string object per distinct token keeps a large build small
+    for part in parts:
+        if part.reference not in records:
+            continue
+        rows.extend(part.rows)
+        tokens.extend([interned.setdefault(t, t) for t in line.split()] or ["_empty_"] for line in part.tokens)
+        aliases[part.reference] = part.aliases
+        window_ids.extend(part.window_ids)
+        blocks.append(part.vectors)
+    lexical = LexicalIndex.from_tokens([r[0] for r in rows], tokens)
+    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
+    lexical.save(folder, current, {"catalogue.json": catalogue(rows, aliases, records), "vector_ids.json": window_ids},
+                 {"vectors.npy": matrix.astype(np.float32, copy=False)})
+
+
+def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str, DecisionRecord]) -> dict:
+    """The retriever's in-memory view: per passage the fields it filters and groups on, per decision
+    its metadata, and which paragraph openings many decisions share (boilerplate)."""
+    per_key: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        per_key[row[5]].add(row[1])
+    shared = {k: len(refs) for k, refs in per_key.items() if len(refs) >= BOILERPLATE_MIN_DECISIONS}
+    decisions = {
+        ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
+              "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs,
+              "aliases": aliases.get(ref, [])}
+        for ref, r in records.items()
+    }
+    return {"passages": rows, "boilerplate": shared, "decisions": decisions}
