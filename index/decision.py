@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from datetime import date
 
 #: Bumped whenever parsing rules change what a decision parses to, so that ingest re-indexes.
@@ -189,11 +190,12 @@ class Decision:
             source=source or data.get("source", ""),
         )
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """Hash of what the decision parses to (not of the raw bytes) plus the parser version.
 
         Re-saving a file with other line endings changes nothing; a parser change re-indexes.
+        Computed once per decision (it serialises the whole decision; ingest asks for it often).
         """
         body = asdict(self)
         body.pop("source")

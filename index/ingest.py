@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -136,9 +137,12 @@ class _Writer:
                 raise StoreError(f"the embedder is {self._embedder.label}, expected {self.label}")
         return self._embedder
 
-    def add(self, decision: Decision, result: FileResult) -> None:
+    def prepare(self, decision: Decision) -> tuple[list[Passage], list[list[str]]]:
+        """A decision's passages and the windows the encoder will embed for each."""
         passages = passages_of(decision)
-        windows = self.embedder.windows_many([p.embedding_text() for p in passages])
+        return passages, self.embedder.windows_many([p.embedding_text() for p in passages])
+
+    def add(self, decision: Decision, passages: list[Passage], windows: list[list[str]], result: FileResult) -> None:
         self.pending.append((decision, passages, windows, result))
         self.pending_windows += sum(len(w) for w in windows)
         if self.pending_windows >= BATCH_WINDOWS:
@@ -160,8 +164,8 @@ class _Writer:
     def flush(self) -> None:
         """Embed what is pending, and hand it to the store writer thread.
 
-        Writing one batch overlaps embedding the next (onnxruntime and Chroma both release the
-        GIL), with at most one batch waiting, so memory stays bounded however large the ingest.
+        Writing one batch overlaps embedding the next (onnxruntime releases the GIL while it
+        runs), with at most one batch waiting, so memory stays bounded however large the ingest.
         """
         if not self.pending:
             return
@@ -203,22 +207,43 @@ class _Writer:
         self.parts.close()
 
 
+# Parsed decisions the first pass keeps for writing, in paragraphs: an ordinary ingest parses each
+# file once, while one of a whole archive keeps only this many (the rest are parsed again when
+# their turn comes) so memory stays flat.
+KEEP_PARSED_PARAGRAPHS = 50_000
+# Decisions prepared (parsed, split into passages and windows) ahead of the encoder: more than a
+# batch, so that the next batch is ready when the encoder finishes one (at ~6 paragraphs a decision,
+# 1,024 decisions are a few megabytes of text).
+PREPARE_AHEAD = 1024
+
+
 @dataclass(frozen=True)
 class _Seen:
-    """What the first pass keeps of a parsed file: enough to decide, not the text (memory stays
-    flat however many files an ingest reads; files that need writing are parsed again)."""
+    """What the first pass keeps of a parsed file: enough to decide, and the parsed decision while
+    the budget of ``KEEP_PARSED_PARAGRAPHS`` lasts."""
 
     reference: str
     content_hash: str
     path: Path
+    decision: Decision | None = None
 
     @property
     def source(self) -> str:
         return str(self.path)
 
 
-def _write_all(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Writer) -> None:
-    """Decide what each decision needs (nothing, a write, a refusal) and queue the writes."""
+@dataclass
+class _Job:
+    """A decision to embed and store, with the result to report; ``decision`` None: parse ``path``."""
+
+    result: FileResult
+    path: Path | None = None
+    decision: Decision | None = None
+
+
+def _plan(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Writer) -> list[_Job]:
+    """Decide what each decision needs (nothing, a write, a refusal); report the first and last."""
+    jobs: list[_Job] = []
     for ref, versions in seen.items():
         hashes = {v.content_hash for v in versions}
         if len(hashes) > 1:
@@ -244,21 +269,76 @@ def _write_all(seen: dict[str, list[_Seen]], records: dict, store: Store, writer
         status = ADDED if old is None else REPLACED
         if old is not None and not old.complete:
             status = REPAIRED
-        try:
-            d = parse_file(first.path)
-        except DecisionError as e:  # the file changed or went away since the first pass
-            writer.report_result(FileResult(first.source, FAILED, ref, str(e).removeprefix(f"{first.source}: ")))
-            writer.skip()
-            continue
-        writer.add(d, FileResult(d.source, status, ref))
+        jobs.append(_Job(FileResult(first.source, status, ref), first.path, first.decision))
     # Decisions a killed ingest left half-written, whose files are not in this batch: rewrite them
     # from the JSON the store kept.
     for ref, rec in records.items():
         if not rec.complete and ref not in seen:
             try:
-                writer.add(store.stored_decision(ref), FileResult(rec.source, REPAIRED, ref))
+                jobs.append(_Job(FileResult(rec.source, REPAIRED, ref), decision=store.stored_decision(ref)))
             except KeyError:
                 store.delete_decision(ref)
+    return jobs
+
+
+_DONE = object()
+
+
+def _write_all(jobs: list[_Job], writer: _Writer) -> None:
+    """Embed and store every job. A thread prepares decisions ahead (parsing, passages, windows:
+    Python work that runs while onnxruntime, which releases the GIL, embeds the batch before)."""
+    if not jobs:
+        return
+    writer.embedder  # loaded here, once, before two threads use it
+    ready: queue.Queue = queue.Queue(maxsize=PREPARE_AHEAD)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def prepare_all() -> None:
+        try:
+            for job in jobs:
+                try:
+                    d = job.decision if job.decision is not None else parse_file(job.path)
+                except DecisionError as e:  # the file changed or went away since the first pass
+                    source = job.result.source
+                    job.result = FileResult(source, FAILED, job.result.reference, str(e).removeprefix(f"{source}: "))
+                    if not put((job, None)):
+                        return
+                    continue
+                if not put((job, (d, *writer.prepare(d)))):
+                    return
+            put(_DONE)
+        except BaseException as e:  # handed to the main thread, which raises it
+            put(e)
+
+    producer = threading.Thread(target=prepare_all, name="ombudsman-prepare", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            job, prepared = item
+            if prepared is None:
+                writer.report_result(job.result)
+                writer.skip()
+                continue
+            d, passages, windows = prepared
+            job.result.source = d.source or job.result.source
+            writer.add(d, passages, windows, job.result)
+    finally:
+        stop.set()
+        producer.join()
 
 
 def ingest(
@@ -289,21 +369,26 @@ def ingest(
     files, failures = collect_files(paths)
     report.results.extend(failures)
 
+    records = store.records()
     seen: dict[str, list[_Seen]] = defaultdict(list)
+    budget = KEEP_PARSED_PARAGRAPHS
     for f in files:
         try:
             d = parse_file(f)
         except DecisionError as e:
             report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
             continue
-        seen[d.reference].append(_Seen(d.reference, d.content_hash, f))
+        old = records.get(d.reference)
+        keep = budget >= len(d.paragraphs) and not (old and old.complete and old.content_hash == d.content_hash)
+        if keep:
+            budget -= len(d.paragraphs)
+        seen[d.reference].append(_Seen(d.reference, d.content_hash, f, d if keep else None))
 
-    records = store.records()
     writer = _Writer(store, embedder, label, report, progress, total=len(seen))
     writer.replacing = set(records)
     writer._tick()
     try:
-        _write_all(seen, records, store, writer)
+        _write_all(_plan(seen, records, store, writer), writer)
     finally:
         writer.close()
 

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -240,12 +241,15 @@ def _write_manifest(folder: Path, entry: dict) -> None:
 # --- running the model ------------------------------------------------------------------------------
 
 
-def _open_session(path: Path, threads: int | None = None):
-    """An onnxruntime session on ``path``, checked by running it once; raises if the file is bad."""
+def _open_session(path: Path, threads: int = 1):
+    """An onnxruntime session on ``path``, checked by running it once; raises if the file is bad.
+
+    One thread per run by default: ``OnnxEmbedder`` runs batches side by side instead (see there).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # onnxruntime's worker threads spin after each run by default, taking the cores that parsing,
@@ -304,6 +308,9 @@ class OnnxEmbedder(Embedder):
         self.max_tokens = int(st_config.get("max_seq_length", self.max_tokens))
         self.pooling = _pooling_mode(source)
         self.session = session if session is not None else _open_session(self.path)
+        self.workers = max(1, os.cpu_count() or 1)
+        # Threads start on first use; an encoder that only embeds questions never starts them.
+        self._runners = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ombudsman-encoder")
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
         # Fast tokenizers mutate their truncation and padding state on each call and fail with
         # "Already borrowed" when two threads call at once, so every call goes through this lock.
@@ -325,23 +332,19 @@ class OnnxEmbedder(Embedder):
             )
         return enc["input_ids"], enc["token_type_ids"]
 
-    @property
-    def _query_session(self):
-        """A one-thread session for single questions. Measured: 2.9 ms a question against 4.0 ms
-        with two threads that sleep between runs (they must not spin, see ``_open_session``)."""
-        if getattr(self, "_single", None) is None:
-            self._single = _open_session(self.path, threads=1)
-        return self._single
-
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Batches of similar length (little work wasted on padding) run on one-thread sessions
+        side by side, one per core. Measured against one session using both cores: ~10% more
+        paragraphs/s alone, ~30% more while other Python threads run (ingest parses and writes
+        beside the encoder, and a thread waiting for the GIL stalls only its own batch), and one
+        question in 2.9 ms instead of 4.0 ms."""
         ids, types = self._tokenise(texts)
-        session = self._query_session if len(texts) == 1 else self.session
-        # Batches of similar length waste little work on padding; rows go back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         batch_size = max(1, int(batch_size))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+
+        def run(rows: list[int]) -> None:
             width = max(len(ids[i]) for i in rows)
             input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             token_types = np.zeros((len(rows), width), dtype=np.int64)
@@ -351,11 +354,17 @@ class OnnxEmbedder(Embedder):
                 input_ids[r, :n] = ids[i]
                 token_types[r, :n] = types[i]
                 mask[r, :n] = 1
-            hidden = session.run(
+            hidden = self.session.run(
                 [OUTPUT_NAME],
                 {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types},
             )[0]
             out[rows] = self._pool(hidden, mask)
+
+        if len(batches) == 1 or self.workers == 1:
+            for rows in batches:
+                run(rows)
+        else:
+            list(self._runners.map(run, batches))  # rows go back in input order; errors re-raised
         return out
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
