@@ -15,6 +15,7 @@ import json
 import resource
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +49,14 @@ def measure(size: int, recombiner: Recombiner, embedder, questions: list[str], r
     folder = root / f"index-{size}"
     store = Store(StoreConfig(index_dir=folder))
     start = time.perf_counter()
-    n = fill(store, recombiner, size, embedder.label)
+    step, shown = max(size // 10, 1), [0]
+
+    def progress(done: int) -> None:
+        if done // step != shown[0] // step or done >= size:
+            shown[0] = done
+            print(f"  {size:,}: {done:,} paragraphs stored in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+    n = fill(store, recombiner, size, embedder.label, progress=progress)
     fill_s = time.perf_counter() - start
     start = time.perf_counter()
     refresh(store, force=True)

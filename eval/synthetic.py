@@ -12,6 +12,7 @@ import random
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from index.embedder import Embedder
 from index.parse import parse_file
 from index.passage import passages_of
 from index.sentence import split_sentences
+from index.catalogue import parts_for, parts_of_writes
 from index.store import DecisionWrite, Store
 
 
@@ -70,9 +72,12 @@ class Recombiner:
         return d, np.vstack([sv, *vectors]).astype(np.float32)
 
 
-def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batch: int = 200) -> int:
-    """Add synthetic decisions to ``store`` until it holds about ``paragraphs`` passages."""
+def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batch: int = 200,
+         progress: Callable[[int], None] | None = None) -> int:
+    """Add synthetic decisions to ``store`` until it holds about ``paragraphs`` passages, saving
+    their catalogue parts as ingest does."""
     total, i = 0, 0
+    parts = parts_for(store)
     while total < paragraphs:
         writes = []
         for _ in range(batch):
@@ -84,4 +89,8 @@ def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batc
             if total >= paragraphs:
                 break
         store.write_decisions(writes, label)
+        parts.put(parts_of_writes(writes))
+        if progress:
+            progress(total)
+    parts.close()
     return total

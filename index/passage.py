@@ -83,21 +83,6 @@ def passages_of(decision: Decision) -> list[Passage]:
     return [_passage(decision, *part, n) for part, n in zip(parts, counts)]
 
 
-def passage_of(decision: Decision, paragraph: int | str) -> Passage | None:
-    """One passage of ``decision`` (``paragraph`` a number or ``"summary"``), or None if it has none."""
-    if paragraph == SUMMARY:
-        if not decision.summary:
-            return None
-        part = (SUMMARY, decision.summary, "Summary", "", ())
-    else:
-        number = int(paragraph)
-        if not 1 <= number <= len(decision.paragraphs):
-            return None
-        p = decision.paragraphs[number - 1]
-        part = (p.number, p.text, p.section, p.subsection, p.statutes)
-    return _passage(decision, *part, count_tokens_many([part[1]])[0])
-
-
 def _passage(decision: Decision, paragraph: int | str, text: str, section: str, subsection: str,
              statutes: tuple[str, ...], token_count: int) -> Passage:
     return Passage(
@@ -113,12 +98,12 @@ def _passage(decision: Decision, paragraph: int | str, text: str, section: str, 
         url=decision.url,
         text=text,
         statutes=tuple(statutes),
-        aliases=_aliases_in(text, decision.aliases),
+        aliases=aliases_in(text, decision.aliases),
         token_count=token_count,
         content_hash=_hash(text),
         boilerplate_key=boilerplate_key(text),
     )
 
 
-def _aliases_in(text: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+def aliases_in(text: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(a for a in aliases if re.search(rf"\b{re.escape(a)}\b", text))

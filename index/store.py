@@ -24,8 +24,8 @@ import numpy as np
 
 from index import config  # noqa: F401  (offline environment first)
 from index.config import StoreConfig
-from index.decision import Decision, normalise_reference
-from index.passage import SUMMARY, Passage, passage_of, passages_of
+from index.decision import Decision, normalise_reference, passage_id
+from index.passage import SUMMARY, Passage, aliases_in
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +86,37 @@ def _window_metadata(p: Passage, decision_hash: str, window: int) -> dict[str, A
     return {"ref": p.reference, "window": window, "decision_hash": decision_hash}
 
 
-def stored_passage(p: Passage, decision_hash: str) -> StoredPassage:
-    """A passage in the shape readers get it (text, and the fields a citation shows)."""
+def stored_passage(decision: Decision, decision_hash: str, paragraph: int | str) -> StoredPassage | None:
+    """One passage of a stored decision in the shape readers get it (text, and the fields a citation
+    shows), or None if the decision has no such paragraph. Token counts and boilerplate keys are
+    the catalogue's; reading a hit does not recompute them."""
+    if paragraph == SUMMARY:
+        if not decision.summary:
+            return None
+        text, section, subsection, statutes = decision.summary, "Summary", "", ()
+    else:
+        number = int(paragraph)
+        if not 1 <= number <= len(decision.paragraphs):
+            return None
+        para = decision.paragraphs[number - 1]
+        text, section, subsection, statutes = para.text, para.section, para.subsection, para.statutes
+    pid = passage_id(decision.reference, paragraph)
     md: dict[str, Any] = {
-        "passage_id": p.id,
-        "ref": p.reference,
-        "paragraph": str(p.paragraph),
-        "section": p.section,
-        "subsection": p.subsection,
-        "authority": p.authority,
-        "category": p.category,
-        "outcome": p.outcome,
-        "decision_date": p.decision_date.isoformat() if p.decision_date else "",
-        "url": p.url,
-        "token_count": p.token_count,
-        "boilerplate_key": p.boilerplate_key,
+        "passage_id": pid,
+        "ref": decision.reference,
+        "paragraph": str(paragraph),
+        "section": section,
+        "subsection": subsection,
+        "authority": decision.authority,
+        "category": decision.category_path,
+        "outcome": decision.outcome,
+        "decision_date": decision.decision_date.isoformat() if decision.decision_date else "",
+        "url": decision.url,
         "decision_hash": decision_hash,
-        "statutes": list(p.statutes),
-        "aliases": list(p.aliases),
+        "statutes": list(statutes),
+        "aliases": list(aliases_in(text, decision.aliases)),
     }
-    return StoredPassage(p.id, md, p.text)
+    return StoredPassage(pid, md, text)
 
 
 @dataclass(frozen=True)
@@ -280,15 +291,17 @@ class Store:
         hint = f"; the nearest indexed references are {', '.join(near)}" if near else ""
         raise KeyError(f"decision {ref} is not in the {self.config.description}{hint}")
 
-    def _decision_docs(self, slugs: list[str]) -> dict[str, Decision]:
-        """Complete decisions by slug, read from their stored JSON (absent or incomplete: left out)."""
-        out: dict[str, Decision] = {}
+    def _decision_docs(self, slugs: list[str]) -> dict[str, tuple[Decision, str]]:
+        """Complete decisions and their content hashes by slug, read from their stored JSON (absent
+        or incomplete: left out)."""
+        out: dict[str, tuple[Decision, str]] = {}
         col = self.decisions_collection
         for i in range(0, len(slugs), self.max_batch):
             got = col.get(ids=slugs[i : i + self.max_batch], include=["documents", "metadatas"])
             for slug, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
                 if md.get("status") == DONE:
-                    out[slug] = Decision.from_json(json.loads(doc), source=md.get("source", ""))
+                    decision = Decision.from_json(json.loads(doc), source=md.get("source", ""))
+                    out[slug] = decision, md.get("content_hash", "")
         return out
 
     def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
@@ -296,22 +309,21 @@ class Store:
         wanted: dict[str, list[str]] = {}
         for pid in dict.fromkeys(ids):
             slug, _, paragraph = pid.partition("#")
-            wanted.setdefault(slug, []).append(paragraph)
+            if paragraph == SUMMARY or paragraph.isdigit():
+                wanted.setdefault(slug, []).append(paragraph)
         out: dict[str, StoredPassage] = {}
-        for slug, decision in self._decision_docs(list(wanted)).items():
+        for slug, (decision, content_hash) in self._decision_docs(list(wanted)).items():
             for paragraph in wanted[slug]:
-                if paragraph != SUMMARY and not paragraph.isdigit():
-                    continue
-                p = passage_of(decision, paragraph)
+                p = stored_passage(decision, content_hash, paragraph)
                 if p is not None:
-                    out[p.id] = stored_passage(p, decision.content_hash)
+                    out[p.id] = p
         return out
 
     def iter_decisions(self, refs: list[str] | None = None) -> Iterator[Decision]:
         """Complete decisions (all, or those of ``refs``), read a page at a time from their JSON."""
         if refs is not None:
             slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
-            yield from self._decision_docs(slugs).values()
+            yield from (d for d, _ in self._decision_docs(slugs).values())
             return
         col = self.decisions_collection
         offset = 0
@@ -327,8 +339,11 @@ class Store:
     def iter_passages(self, ref: str | None = None) -> Iterator[StoredPassage]:
         """Every passage of the complete decisions (or of one), in decision order."""
         for decision in self.iter_decisions(None if ref is None else [ref]):
-            for p in passages_of(decision):
-                yield stored_passage(p, decision.content_hash)
+            numbers = ([SUMMARY] if decision.summary else []) + [p.number for p in decision.paragraphs]
+            for n in numbers:
+                p = stored_passage(decision, decision.content_hash, n)
+                if p is not None:
+                    yield p
 
     def windows(self, ref: str | None = None) -> dict[str, dict[str, Any]]:
         """The vector records themselves (all, or one decision's): record id -> its metadata."""
