@@ -281,6 +281,16 @@ def test_several_threads_can_embed_at_once(exported, seed_paragraphs):
         assert np.array_equal(got, want)
 
 
+def test_batches_run_side_by_side_give_the_vectors_of_batches_run_in_turn(exported, seed_paragraphs, monkeypatch):
+    embedder = exported.int8
+    assert embedder.workers == (os.cpu_count() or 1)
+    side_by_side = embedder.embed(seed_paragraphs, batch_size=4)
+    monkeypatch.setattr(embedder, "workers", 1)
+    in_turn = embedder.embed(seed_paragraphs, batch_size=4)
+    assert len(seed_paragraphs) > 8  # several batches
+    assert np.array_equal(side_by_side, in_turn)
+
+
 # --- choosing the encoder -------------------------------------------------------------------------------
 
 
