@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ CATALOGUE_VERSION = "6"  # bumped when the catalogue's layout, a part's layout o
 # A paragraph whose opening words (``boilerplate_key``) appear in at least this many decisions is
 # boilerplate: the standard wording about the Ombudsman's role, powers and the law.
 BOILERPLATE_MIN_DECISIONS = 3
+DIMENSION = 384  # of an empty vector copy
 # Decisions read from the store per call when parts have to be made from it.
 STORE_CHUNK = 200
 
@@ -132,14 +135,35 @@ class Parts:
             self.db.executemany("DELETE FROM parts WHERE ref = ?", [(r,) for r in refs])
             self.db.execute("COMMIT")
 
-    def iterate(self) -> Iterator[Part]:
-        """Every saved part, in reference order (so rebuilt catalogues come out the same)."""
+    def windows(self) -> int:
+        """Window vectors held in all parts (the size of the vector copy, known before reading)."""
         with self._lock:
-            rows = self.db.execute("SELECT ref, content_hash, body, vectors, dim FROM parts ORDER BY ref").fetchall()
-        for ref, content_hash, body, blob, dim in rows:
-            data = json.loads(body)
-            vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((0, 0), np.float32)
-            yield Part(ref, content_hash, data["rows"], data["aliases"], data["tokens"], data["window_ids"], vectors)
+            got = self.db.execute("SELECT SUM(LENGTH(vectors) / (4 * dim)) FROM parts WHERE dim > 0").fetchone()
+        return int(got[0] or 0)
+
+    def dimension(self) -> int:
+        """The length of the saved vectors (``DIMENSION`` when there are none)."""
+        with self._lock:
+            got = self.db.execute("SELECT dim FROM parts WHERE dim > 0 LIMIT 1").fetchone()
+        return int(got[0]) if got else DIMENSION
+
+    def iterate(self, page: int = 500) -> Iterator[Part]:
+        """Every saved part, in reference order (so rebuilt catalogues come out the same), read a
+        page at a time so that an archive's parts are never all in memory at once."""
+        after = ""
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    "SELECT ref, content_hash, body, vectors, dim FROM parts WHERE ref > ? ORDER BY ref LIMIT ?",
+                    (after, page),
+                ).fetchall()
+            for ref, content_hash, body, blob, dim in rows:
+                data = json.loads(body)
+                vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((0, 0), np.float32)
+                yield Part(ref, content_hash, data["rows"], data["aliases"], data["tokens"], data["window_ids"], vectors)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def close(self) -> None:
         with self._lock:
@@ -203,31 +227,51 @@ def refresh(store: Store, force: bool = False) -> bool:
             log.info("making the catalogue parts of %d decisions from the store", len(missing))
         for i in range(0, len(missing), STORE_CHUNK):
             parts.put(_parts_from_store(store, missing[i : i + STORE_CHUNK], records))
-        _write(folder, current, parts.iterate(), records)
+        _write(folder, current, parts, records)
     finally:
         parts.close()
     return True
 
 
-def _write(folder: Path, current: str, parts: Iterator[Part], records: dict[str, DecisionRecord]) -> None:
+def _write(folder: Path, current: str, parts: Parts, records: dict[str, DecisionRecord]) -> None:
+    """Assemble the saved parts of the complete decisions into the files the retriever loads.
+
+    The vector copy is written straight into a memory-mapped file as parts are read, so a large
+    archive's vectors are never held twice (a list of blocks, then their concatenation)."""
     rows: list[list] = []
     tokens: list[list[str]] = []
     aliases: dict[str, list[str]] = {}
     window_ids: list[str] = []
-    blocks: list[np.ndarray] = []
     interned: dict[str, str] = {}  # one string object per distinct token keeps a large build small
-    for part in parts:
-        if part.reference not in records:
-            continue
-        rows.extend(part.rows)
-        tokens.extend([interned.setdefault(t, t) for t in line.split()] or ["_empty_"] for line in part.tokens)
-        aliases[part.reference] = part.aliases
-        window_ids.extend(part.window_ids)
-        blocks.append(part.vectors)
-    lexical = LexicalIndex.from_tokens([r[0] for r in rows], tokens)
-    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-    lexical.save(folder, current, {"catalogue.json": catalogue(rows, aliases, records), "vector_ids.json": window_ids},
-                 {"vectors.npy": matrix.astype(np.float32, copy=False)})
+    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".vectors-"))
+    try:
+        capacity = parts.windows()
+        matrix = np.lib.format.open_memmap(scratch / "vectors.npy", mode="w+", dtype=np.float32,
+                                           shape=(capacity, parts.dimension()))
+        at = 0
+        for part in parts.iterate():
+            if part.reference not in records or not len(part.vectors):
+                continue
+            rows.extend(part.rows)
+            tokens.extend([interned.setdefault(t, t) for t in line.split()] or ["_empty_"] for line in part.tokens)
+            aliases[part.reference] = part.aliases
+            window_ids.extend(part.window_ids)
+            matrix[at : at + len(part.vectors)] = part.vectors
+            at += len(part.vectors)
+        matrix.flush()
+        if at < capacity:  # parts without vectors were skipped: keep only the rows written
+            np.save(scratch / "used.npy", matrix[:at])
+            vectors: Path | np.ndarray = scratch / "used.npy"
+        else:
+            vectors = scratch / "vectors.npy"
+        del matrix
+        lexical = LexicalIndex.from_tokens([r[0] for r in rows], tokens)
+        del tokens, interned
+        lexical.save(folder, current,
+                     {"catalogue.json": catalogue(rows, aliases, records), "vector_ids.json": window_ids},
+                     {"vectors.npy": vectors})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str, DecisionRecord]) -> dict:

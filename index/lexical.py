@@ -104,9 +104,10 @@ class LexicalIndex:
         return cls(list(ids), model)
 
     def save(self, folder: Path, fingerprint: str, extra: dict[str, object] | None = None,
-             arrays: dict[str, np.ndarray] | None = None) -> None:
+             arrays: dict[str, np.ndarray | Path] | None = None) -> None:
         """Write atomically, with ``extra`` JSON files and ``arrays`` (``.npy``) beside it: a reader
-        never sees a half-written index."""
+        never sees a half-written index. An array given as the path of a ``.npy`` file on the same
+        file system is moved in, not copied."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".lexical-"))
         if self.ids:
@@ -115,7 +116,10 @@ class LexicalIndex:
         for name, body in (extra or {}).items():
             (tmp / name).write_text(json.dumps(body, ensure_ascii=False))
         for name, array in (arrays or {}).items():
-            np.save(tmp / name, array)
+            if isinstance(array, Path):
+                os.replace(array, tmp / name)
+            else:
+                np.save(tmp / name, array)
         (tmp / "fingerprint").write_text(fingerprint)
         old = folder.with_name(folder.name + ".old")
         if folder.exists():
