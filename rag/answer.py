@@ -32,6 +32,7 @@ from index.sentence import split_sentences
 from rag.citation import PARAGRAPH_RE, available, citation_line, format_date
 from rag.llm import LLMClient, LLMError, Source, build_messages, check_output, fit_sources
 from rag.question import check_question
+from rag.query import names_place
 from rag.retriever import Filters, Hit
 
 log = logging.getLogger(__name__)
@@ -793,9 +794,6 @@ Woking; Worthing; Wychavon; Wycombe; Wyre; Forest Heath; St Edmundsbury; Purbeck
 Cardiff; Swansea; Newport; Wrexham; Glasgow; Edinburgh; Aberdeen; Dundee; Belfast
 """
 PLACES = tuple(p.strip() for p in _PLACES.replace("\n", " ").split(";") if p.strip())
-# Names that are also ordinary words: only a capitalised use, not at the start, names the place.
-_WORDLIKE = {"Bath", "Bury", "Eden", "Hart", "Reading", "Rugby", "Boston", "Craven", "Derby", "Dover", "Sutton",
-             "Brent", "Harrow", "Newport", "Stoke", "Richmond", "Lincoln", "Preston", "Stafford", "Barrow"}
 
 
 def named_places(text: str) -> list[str]:
@@ -804,10 +802,7 @@ def named_places(text: str) -> list[str]:
     found: list[str] = []
     taken: list[tuple[int, int]] = []
     for place in sorted(PLACES, key=len, reverse=True):
-        if place in _WORDLIKE and not any(
-            m.start() > 0 and not re.search(r"[.!?]\s*$", text[: m.start()])
-            for m in re.finditer(rf"\b{re.escape(place)}\b", text)
-        ):
+        if not names_place(text, place):
             continue
         needle = _norm(place)
         i = hay.find(needle)

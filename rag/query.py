@@ -66,8 +66,33 @@ def _norm(text: str) -> str:
     return " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", text.lower().replace("&", " and "))).strip() + " "
 
 
-# Councils whose short name is also an everyday word: named only when capitalised or with "council".
-_ORDINARY_WORDS = {"bury", "reading", "bath", "hart", "derby", "eden", "swale", "brent", "test valley", "mole valley"}
+# Councils whose short name is also an everyday word ("can I bury my mother here?", "reading the
+# decision", "a bath adaptation"): see ``names_place``.
+ORDINARY_WORD_PLACES = frozenset({
+    "barrow", "bath", "boston", "brent", "bury", "craven", "derby", "dover", "eden", "harrow", "hart",
+    "lincoln", "mole valley", "newport", "preston", "reading", "richmond", "rugby", "stafford", "stoke",
+    "sutton", "swale", "test valley",
+})
+_COUNCIL_AFTER_RE = re.compile(r"\s+(?:(?:borough|city|district|county|metropolitan)\s+)*council\b", re.I)
+
+
+def names_place(text: str, place: str) -> bool:
+    """Whether ``text`` uses ``place`` as the name of a council, not as an everyday word.
+
+    A place whose name is an ordinary word counts only where it is followed by "council" (or
+    "borough council", ...) or written with capitals somewhere other than a sentence's first word;
+    other places always count (their matching is the caller's).
+    """
+    if place.lower() not in ORDINARY_WORD_PLACES:
+        return True
+    for m in re.finditer(rf"\b{re.escape(place)}\b", text, flags=re.I):
+        if _COUNCIL_AFTER_RE.match(text, m.end()):
+            return True
+        capitalised = all(w[:1].isupper() for w in m.group(0).split())
+        starts_sentence = not text[: m.start()].strip() or re.search(r"[.!?]\s*$", text[: m.start()])
+        if capitalised and not starts_sentence:
+            return True
+    return False
 
 
 @dataclass
@@ -101,7 +126,7 @@ class AuthorityNames:
         found: list[str] = []
         taken: list[tuple[int, int]] = []
         for name, authority in self.names:
-            if name in _ORDINARY_WORDS and not re.search(rf"\b{name.capitalize()}\b|\bcouncil\b", text):
+            if not names_place(text, name):
                 continue  # "can I bury my mother" is not about Bury Council
             for m in re.finditer(re.escape(f" {name} "), hay):
                 if any(s <= m.start() and m.end() <= e for s, e in taken):

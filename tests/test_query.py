@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from index.lexical import tokenize
-from rag.query import CLOSED, NOT_UPHELD, UPHELD, AuthorityNames, short_name, understand
+from rag.query import CLOSED, NOT_UPHELD, UPHELD, AuthorityNames, names_place, short_name, understand
 
 # Authorities as the index names them, with the neighbours that make short names ambiguous.
 AUTHORITIES = [
@@ -269,3 +269,27 @@ def test_tokenize_folds_a_reference_into_one_token_whatever_its_form():
     forms = [tokenize(r) for r in ("24 016 809", "24-016-809", "24016809", "24/016/809")]
     assert all(f == forms[0] for f in forms)
     assert len(forms[0]) == 1
+
+
+@pytest.mark.parametrize("text, place, named", [
+    ("Can I bury my mother in the council's cemetery?", "Bury", False),  # "council" elsewhere is not enough
+    ("Did Bury refuse my blue badge?", "Bury", True),
+    ("Bury Council refused my blue badge", "Bury", True),
+    ("bury metropolitan borough council and my blue badge", "Bury", True),
+    ("Reading the decision, was Mr X treated fairly?", "Reading", False),
+    ("What did Reading Borough Council get wrong?", "Reading", True),
+    ("I want a bath adaptation", "Bath", False),
+    ("The council in Stoke never billed me", "Stoke", True),
+    ("Why did Test Valley refuse planning?", "Test Valley", True),
+    ("a test valley survey", "Test Valley", False),
+    ("Leicestershire closed my complaint", "Leicestershire", True),  # not an everyday word
+])
+def test_a_place_that_is_an_everyday_word_counts_only_when_used_as_a_name(text, place, named):
+    assert names_place(text, place) is named
+
+
+def test_an_indexed_council_named_by_an_everyday_word_needs_it_used_as_a_name():
+    names = AuthorityNames.of(["Bury Metropolitan Borough Council", "Reading Borough Council"])
+    assert names.find("can I bury my mother near the council offices?") == []
+    assert names.find("Did Bury refuse my blue badge?") == ["Bury Metropolitan Borough Council"]
+    assert names.find("reading borough council parking fine") == ["Reading Borough Council"]
