@@ -110,6 +110,7 @@ class _Catalogue:
     authorities: AuthorityNames = field(default_factory=AuthorityNames)
     vectors: np.ndarray | None = None  # one row per embedding window, memory-mapped
     rows: dict[str, list[int]] = field(default_factory=dict)  # passage id -> its rows in ``vectors``
+    by_authority: dict[str, list[str]] = field(default_factory=dict)  # authority -> its decisions
 
     @classmethod
     def load(cls, store: Store) -> "_Catalogue":
@@ -135,7 +136,11 @@ class _Catalogue:
                 rows.setdefault(passage_of_window(rid), []).append(i)
         except (OSError, ValueError):
             log.warning("no vector copy in %s: restricted searches will query Chroma with a filter", folder)
-        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, authorities, vectors, rows)
+        by_authority: dict[str, list[str]] = {}
+        for ref, d in decisions.items():
+            by_authority.setdefault(d["authority"], []).append(ref)
+        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, authorities, vectors, rows,
+                   by_authority)
 
 
 class Retriever:
@@ -179,7 +184,7 @@ class Retriever:
             a = re.compile(rf"(?<!\w){re.escape(filters.authority.strip())}(?!\w)", re.I)
             narrow({r for r, d in cat.decisions.items() if a.search(d["authority"])})
         elif query.authorities:
-            narrow({r for r, d in cat.decisions.items() if d["authority"] in query.authorities})
+            narrow({r for a in query.authorities for r in cat.by_authority.get(a, ())})
         if filters.category:
             c = filters.category.lower()
             narrow({r for r, d in cat.decisions.items() if c in d["category"].lower()})
@@ -269,15 +274,13 @@ class Retriever:
         pids = [pid for pid in allowed if pid in cat.rows]
         if not pids:
             return {}
+        counts = [len(cat.rows[pid]) for pid in pids]
         rows = [r for pid in pids for r in cat.rows[pid]]
         sims = np.asarray(cat.vectors[rows], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
-        best: dict[str, float] = {}
-        at = 0
-        for pid in pids:
-            k = len(cat.rows[pid])
-            best[pid] = float(sims[at : at + k].max())
-            at += k
-        return dict(sorted(best.items(), key=lambda kv: -kv[1])[:n])
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        best = np.maximum.reduceat(sims, starts)  # each passage's best window, in one call
+        top = np.argsort(-best, kind="stable")[:n]
+        return {pids[i]: float(best[i]) for i in top}
 
     @staticmethod
     def _fuse(dense: dict[str, float], lexical: dict[str, float], mode: str) -> dict[str, float]:
