@@ -1,6 +1,6 @@
 """Benchmark: ingest rate beside the raw encoder rate on the same texts, in the same run.
 
-    python -m eval.bench_ingest [--encoder auto] [--repeat 1] [--rounds 3] [--out eval/results/ingest.json]
+    python -m eval.bench_ingest [--encoder auto] [--repeat 1] [--rounds 3] [--out eval/results/ingest-ENCODER.json]
 
 The texts are the seeds and the corpus (``--repeat N`` ingests N renumbered copies of them for a
 longer run). Reported: the encoder alone on exactly the windows ingest embeds (paragraphs/s),
@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternate encoder-alone and ingest runs this many times; medians are reported")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "eval" / "results" / "ingest.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON results (default eval/results/ingest-ENCODER.json)")
     args = parser.parse_args()
     if not CORPUS.is_dir():
         raise SystemExit(f"the corpus is not at {CORPUS}")
@@ -100,6 +101,7 @@ def main() -> None:
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    args.out = args.out or PROJECT_ROOT / "eval" / "results" / f"ingest-{embedder.encoder}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
