@@ -199,7 +199,8 @@ def _parts_from_store(store: Store, refs: list[str], records: dict[str, Decision
                 k += 1
             counts.append(k)
         if any(n == 0 for n in counts):
-            log.warning("%s: some passages have no vector in the store; re-run ingest to repair it", ref)
+            log.warning("%s: some passages have no vector in the store, so it is left out of searches; "
+                        "`ombudsman ingest --rebuild PATH...` writes it again", ref)
             continue
         matrix = np.stack([found[window_id(p.id, k)] for p, n in zip(passages, counts) for k in range(n)])
         out.append(part_of(d, passages, counts, matrix))
