@@ -57,12 +57,6 @@ class Part:
     vectors: np.ndarray  # float32, one row per window id
 
 
-def lexical_text(p: Passage) -> str:
-    """What BM25 indexes: the heading gives short paragraphs the words of their role."""
-    heading = p.subsection or p.section
-    return f"{heading}. {p.text}"
-
-
 def part_of(decision: Decision, passages: list[Passage], window_counts: list[int], vectors: np.ndarray) -> Part:
     """The part of a decision whose passages have ``window_counts`` windows with these vectors."""
     rows = [[p.id, p.reference, str(p.paragraph), p.section, p.subsection, p.boilerplate_key, p.token_count,
@@ -71,7 +65,8 @@ def part_of(decision: Decision, passages: list[Passage], window_counts: list[int
     if len(window_ids) != len(vectors):
         raise ValueError(f"{decision.reference}: {len(vectors)} vectors for {len(window_ids)} windows")
     aliases = sorted({a for p in passages for a in p.aliases})
-    tokens = [" ".join(tokenize(lexical_text(p))) for p in passages]
+    # BM25 indexes what the encoder embeds: the heading gives short paragraphs the words of their role.
+    tokens = [" ".join(tokenize(p.embedding_text())) for p in passages]
     return Part(decision.reference, decision.content_hash, rows, aliases, tokens, window_ids,
                 np.asarray(vectors, dtype=np.float32))
 

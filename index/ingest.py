@@ -260,7 +260,7 @@ def _plan(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Wr
         for dup in versions[1:]:
             writer.report_result(FileResult(dup.source, UNCHANGED, ref, f"same decision as {first.source}"))
         old = records.get(ref)
-        if old is not None and old.complete and old.content_hash == first.content_hash:
+        if old is not None and old.holds(first.content_hash):
             if old.source != absolute_source(first.source):
                 store.move_source(ref, first.source)
             writer.report_result(FileResult(first.source, UNCHANGED, ref, paragraphs=old.paragraphs))
@@ -379,7 +379,7 @@ def ingest(
             report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
             continue
         old = records.get(d.reference)
-        keep = budget >= len(d.paragraphs) and not (old and old.complete and old.content_hash == d.content_hash)
+        keep = budget >= len(d.paragraphs) and not (old and old.holds(d.content_hash))
         if keep:
             budget -= len(d.paragraphs)
         seen[d.reference].append(_Seen(d.reference, d.content_hash, f, d if keep else None))

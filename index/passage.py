@@ -74,11 +74,26 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def passage_numbers(decision: Decision) -> list[int | str]:
+    """The passages a decision has: ``"summary"`` when it has one, then its paragraph numbers."""
+    return ([SUMMARY] if decision.summary else []) + [p.number for p in decision.paragraphs]
+
+
+def passage_fields(decision: Decision, paragraph: int | str) -> tuple[str, str, str, tuple[str, ...]] | None:
+    """(text, section, subsection, statutes) of one passage, or None if the decision has no such
+    paragraph. The Summary is a passage of its own, under the heading "Summary"."""
+    if paragraph == SUMMARY:
+        return (decision.summary, "Summary", "", ()) if decision.summary else None
+    number = int(paragraph)
+    if not 1 <= number <= len(decision.paragraphs):
+        return None
+    p = decision.paragraphs[number - 1]
+    return p.text, p.section, p.subsection, p.statutes
+
+
 def passages_of(decision: Decision) -> list[Passage]:
     """The Summary (when there is one) and every paragraph of ``decision``, in order."""
-    parts = ([(SUMMARY, decision.summary, "Summary", "", ())] if decision.summary else []) + [
-        (p.number, p.text, p.section, p.subsection, p.statutes) for p in decision.paragraphs
-    ]
+    parts = [(n, *passage_fields(decision, n)) for n in passage_numbers(decision)]
     counts = count_tokens_many([text for _, text, *_ in parts])
     return [_passage(decision, *part, n) for part, n in zip(parts, counts)]
 

@@ -25,7 +25,7 @@ import numpy as np
 from index import config  # noqa: F401  (offline environment first)
 from index.config import StoreConfig
 from index.decision import Decision, normalise_reference, passage_id
-from index.passage import SUMMARY, Passage, aliases_in
+from index.passage import SUMMARY, Passage, aliases_in, passage_fields, passage_numbers
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class DecisionRecord:
     def complete(self) -> bool:
         return self.status == DONE
 
+    def holds(self, content_hash: str) -> bool:
+        """Whether this version of the decision is completely indexed (re-ingesting it is a no-op)."""
+        return self.complete and self.content_hash == content_hash
+
 
 @dataclass(frozen=True)
 class StoredPassage:
@@ -90,16 +94,10 @@ def stored_passage(decision: Decision, decision_hash: str, paragraph: int | str)
     """One passage of a stored decision in the shape readers get it (text, and the fields a citation
     shows), or None if the decision has no such paragraph. Token counts and boilerplate keys are
     the catalogue's; reading a hit does not recompute them."""
-    if paragraph == SUMMARY:
-        if not decision.summary:
-            return None
-        text, section, subsection, statutes = decision.summary, "Summary", "", ()
-    else:
-        number = int(paragraph)
-        if not 1 <= number <= len(decision.paragraphs):
-            return None
-        para = decision.paragraphs[number - 1]
-        text, section, subsection, statutes = para.text, para.section, para.subsection, para.statutes
+    fields = passage_fields(decision, paragraph)
+    if fields is None:
+        return None
+    text, section, subsection, statutes = fields
     pid = passage_id(decision.reference, paragraph)
     md: dict[str, Any] = {
         "passage_id": pid,
@@ -258,13 +256,20 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def _pages(self, col, **query) -> Iterator[dict]:
+        """``col.get(**query)`` a page of ``max_batch`` records at a time, until the last page."""
+        offset = 0
+        while True:
+            got = col.get(limit=self.max_batch, offset=offset, **query)
+            yield got
+            if len(got["ids"]) < self.max_batch:
+                return
+            offset += len(got["ids"])
+
     def records(self) -> dict[str, DecisionRecord]:
         """Every decision record, complete or not, by reference."""
         out: dict[str, DecisionRecord] = {}
-        col = self.decisions_collection
-        offset = 0
-        while True:
-            got = col.get(include=["metadatas"], limit=self.max_batch, offset=offset)
+        for got in self._pages(self.decisions_collection, include=["metadatas"]):
             for md in got["metadatas"]:
                 r = DecisionRecord(
                     reference=md["ref"], authority=md.get("authority", ""), category=md.get("category", ""),
@@ -274,9 +279,7 @@ class Store:
                     paragraphs=int(md.get("paragraphs", 0)),
                 )
                 out[r.reference] = r
-            if len(got["ids"]) < self.max_batch:
-                return out
-            offset += len(got["ids"])
+        return out
 
     def complete_records(self) -> dict[str, DecisionRecord]:
         return {k: r for k, r in self.records().items() if r.complete}
@@ -284,9 +287,10 @@ class Store:
     def decision(self, reference: str) -> Decision:
         """The stored decision; ``KeyError`` with the nearest indexed references when absent."""
         ref = normalise_reference(reference)
-        got = self.decisions_collection.get(ids=[ref.replace(" ", "-")], include=["documents", "metadatas"])
-        if got["ids"] and got["metadatas"][0].get("status") == DONE:
-            return Decision.from_json(json.loads(got["documents"][0]), source=got["metadatas"][0].get("source", ""))
+        slug = ref.replace(" ", "-")
+        found = self._decision_docs([slug]).get(slug)
+        if found:
+            return found[0]
         near = nearest_references(ref, list(self.complete_records()))
         hint = f"; the nearest indexed references are {', '.join(near)}" if near else ""
         raise KeyError(f"decision {ref} is not in the {self.config.description}{hint}")
@@ -325,38 +329,24 @@ class Store:
             slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
             yield from (d for d, _ in self._decision_docs(slugs).values())
             return
-        col = self.decisions_collection
-        offset = 0
-        while True:
-            got = col.get(include=["documents", "metadatas"], limit=self.max_batch, offset=offset)
+        for got in self._pages(self.decisions_collection, include=["documents", "metadatas"]):
             for md, doc in zip(got["metadatas"], got["documents"]):
                 if md.get("status") == DONE:
                     yield Decision.from_json(json.loads(doc), source=md.get("source", ""))
-            if len(got["ids"]) < self.max_batch:
-                return
-            offset += len(got["ids"])
 
     def iter_passages(self, ref: str | None = None) -> Iterator[StoredPassage]:
         """Every passage of the complete decisions (or of one), in decision order."""
         for decision in self.iter_decisions(None if ref is None else [ref]):
-            numbers = ([SUMMARY] if decision.summary else []) + [p.number for p in decision.paragraphs]
-            for n in numbers:
-                p = stored_passage(decision, decision.content_hash, n)
-                if p is not None:
-                    yield p
+            for n in passage_numbers(decision):
+                yield stored_passage(decision, decision.content_hash, n)
 
     def windows(self, ref: str | None = None) -> dict[str, dict[str, Any]]:
         """The vector records themselves (all, or one decision's): record id -> its metadata."""
-        col = self.passages_collection()
         where = None if ref is None else {"ref": normalise_reference(ref)}
         out: dict[str, dict[str, Any]] = {}
-        offset = 0
-        while True:
-            got = col.get(where=where, include=["metadatas"], limit=self.max_batch, offset=offset)
+        for got in self._pages(self.passages_collection(), where=where, include=["metadatas"]):
             out.update(zip(got["ids"], got["metadatas"]))
-            if len(got["ids"]) < self.max_batch:
-                return out
-            offset += len(got["ids"])
+        return out
 
     def vectors_of(self, hashes: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
         """The window vectors of decisions (reference -> content hash) written from that version of
@@ -364,18 +354,13 @@ class Store:
         refs = list(hashes)
         if not refs:
             return {}
-        col = self.passages_collection()
         out: dict[str, dict[str, np.ndarray]] = {}
-        offset = 0
-        while True:
-            got = col.get(where={"ref": {"$in": refs}}, include=["metadatas", "embeddings"],
-                          limit=self.max_batch, offset=offset)
+        pages = self._pages(self.passages_collection(), where={"ref": {"$in": refs}}, include=["metadatas", "embeddings"])
+        for got in pages:
             for rid, md, vector in zip(got["ids"], got["metadatas"], got["embeddings"]):
                 if md.get("decision_hash") == hashes.get(md["ref"]):
                     out.setdefault(md["ref"], {})[rid] = np.asarray(vector, dtype=np.float32)
-            if len(got["ids"]) < self.max_batch:
-                return out
-            offset += len(got["ids"])
+        return out
 
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
         """Nearest embedding windows as ``(passage_id, cosine similarity)``, best first, one per passage.
