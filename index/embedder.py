@@ -65,6 +65,8 @@ class Embedder(ABC):
 
     def count_model_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text`` (without special tokens)."""
+        # verbose=False: counting a long paragraph before splitting it into windows is expected,
+        # not the "longer than the maximum sequence length" mistake transformers warns about.
         with self._tokenizer_lock:  # fast tokenizers fail ("Already borrowed") when shared by threads
             return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 

@@ -241,20 +241,17 @@ def _write_manifest(folder: Path, entry: dict) -> None:
 # --- running the model ------------------------------------------------------------------------------
 
 
-def _open_session(path: Path, threads: int = 1):
+def _open_session(path: Path):
     """An onnxruntime session on ``path``, checked by running it once; raises if the file is bad.
 
-    One thread per run by default: ``OnnxEmbedder`` runs batches side by side instead (see there).
+    One thread per run: ``OnnxEmbedder`` runs batches side by side instead (see there).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # onnxruntime's worker threads spin after each run by default, taking the cores that parsing,
-    # tokenising and storing need between batches (ingest) and between questions (the app).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     if names != set(INPUT_NAMES):
@@ -317,12 +314,6 @@ class OnnxEmbedder(Embedder):
         self._tokenizer_lock = threading.Lock()
         with self._tokenizer_lock:
             self._pad_id = int(self.tokenizer.pad_token_id or 0)
-
-    def count_model_tokens(self, text: str) -> int:
-        # verbose=False: counting a long paragraph before splitting it into windows is expected,
-        # not the "longer than the maximum sequence length" mistake transformers warns about.
-        with self._tokenizer_lock:
-            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _tokenise(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
         with self._tokenizer_lock:

@@ -40,10 +40,10 @@ WHY_BOOST = 1.5
 REASON_BOOST = 1.5
 OUTCOME_BOOST = 1.3
 ALIAS_BOOST = 1.2
-PER_DECISION = 3
+PER_DECISION = 3  # at most this many passages of one decision before others get a place
 # A search restricted to at most this many passages scores them all exactly from the catalogue's
 # vector copy; larger restrictions over-fetch from Chroma and filter.
-EXACT_DENSE_LIMIT = 50_000  # at most this many passages of one decision before others get a place
+EXACT_DENSE_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
