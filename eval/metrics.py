@@ -1,7 +1,9 @@
 """Retrieval metrics, computed by ir-measures (pytrec_eval) so that the figures are the standard ones.
 
 Names follow sentence-transformers' evaluators: ``recall@5``, ``mrr@10``, ``ndcg@10``; plus
-``hit@1`` at decision level (is the top hit from a gold decision?), which ir-measures has no name for.
+``success@1`` (is the top hit a gold passage?, which is what "the first paragraph is right" means
+when a question has several gold paragraphs and Recall@1 cannot reach 1), and ``hit@1`` at
+decision level (is the top hit from a gold decision?), which ir-measures has no name for.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ir_measures
-from ir_measures import RR, R, nDCG
+from ir_measures import RR, R, Success, nDCG
 
 CUTOFFS = (1, 3, 5, 10)
-METRICS = [f"recall@{k}" for k in CUTOFFS] + ["mrr@10", "ndcg@10", "hit@1"]
-_MEASURES = {f"recall@{k}": R @ k for k in CUTOFFS} | {"mrr@10": RR @ 10, "ndcg@10": nDCG @ 10}
+METRICS = [f"recall@{k}" for k in CUTOFFS] + ["success@1", "mrr@10", "ndcg@10", "hit@1"]
+_MEASURES = {f"recall@{k}": R @ k for k in CUTOFFS} | {"success@1": Success @ 1, "mrr@10": RR @ 10,
+                                                       "ndcg@10": nDCG @ 10}
 
 
 @dataclass(frozen=True)

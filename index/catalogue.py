@@ -22,16 +22,16 @@ import sqlite3
 import tempfile
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
 from index.decision import Decision
 from index.lexical import LexicalIndex, tokenize
 from index.passage import Passage, passages_of
-from index.store import DecisionRecord, DecisionWrite, Store, window_id
+from index.store import DecisionRecord, DecisionWrite, Store, passage_of_window, window_id
 
 log = logging.getLogger(__name__)
 
@@ -284,3 +284,72 @@ def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str
         for ref, r in records.items()
     }
     return {"passages": rows, "boilerplate": shared, "decisions": decisions}
+
+
+# -- the loaded view ---------------------------------------------------------------------------------
+
+
+class PassageRow(NamedTuple):
+    """What the retriever knows of a passage without reading its decision."""
+
+    ref: str
+    paragraph: str  # "summary" or the number as text
+    section: str
+    subsection: str
+    boilerplate_key: str
+    tokens: int
+    statutes: list[str]
+
+
+@dataclass
+class Catalogue:
+    """The saved catalogue, loaded: what is indexed, and the lookups a search needs."""
+
+    fingerprint: str
+    lexical: LexicalIndex
+    passages: dict[str, PassageRow]
+    boilerplate: dict[str, int]  # boilerplate key -> decisions sharing it
+    decisions: dict[str, dict]  # reference -> metadata (authority, category, outcome, date, url, aliases)
+    by_ref: dict[str, list[str]] = field(default_factory=dict)  # reference -> its passage ids, in order
+    by_authority: dict[str, list[str]] = field(default_factory=dict)  # authority -> its references
+    vectors: np.ndarray | None = None  # one row per embedding window, memory-mapped
+    rows: dict[str, list[int]] = field(default_factory=dict)  # passage id -> its rows in ``vectors``
+    decision_rows: dict[str, np.ndarray] = field(default_factory=dict)  # reference -> all its rows
+    decision_docs: dict[str, np.ndarray] = field(default_factory=dict)  # reference -> its BM25 documents
+
+    @classmethod
+    def load(cls, store: Store) -> "Catalogue":
+        """The current catalogue of ``store``, rebuilt first when it is missing or stale."""
+        folder = store.lexical_dir
+        current = fingerprint(store)
+        lexical, saved = LexicalIndex.load(folder)
+        if lexical is None or saved != current:
+            log.info("the lexical index at %s is missing or stale; rebuilding it", folder)
+            refresh(store, force=True)
+            lexical, saved = LexicalIndex.load(folder)
+        assert lexical is not None
+        body = json.loads((folder / "catalogue.json").read_text())
+        passages = {row[0]: PassageRow(*row[1:]) for row in body["passages"]}
+        by_ref: dict[str, list[str]] = {}
+        for pid, row in passages.items():
+            by_ref.setdefault(row.ref, []).append(pid)
+        decisions = body["decisions"]
+        by_authority: dict[str, list[str]] = {}
+        for ref, d in decisions.items():
+            by_authority.setdefault(d["authority"], []).append(ref)
+        vectors, rows = None, {}
+        try:
+            vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+            for i, rid in enumerate(json.loads((folder / "vector_ids.json").read_text())):
+                rows.setdefault(passage_of_window(rid), []).append(i)
+        except (OSError, ValueError):
+            log.warning("no vector copy in %s: restricted searches will query Chroma with a filter", folder)
+        decision_rows = {ref: np.fromiter((r for pid in pids for r in rows.get(pid, ())), dtype=np.int64)
+                         for ref, pids in by_ref.items()}
+        decision_docs = {ref: np.fromiter((lexical.position(pid) for pid in pids), dtype=np.int64)
+                         for ref, pids in by_ref.items()}
+        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, by_authority, vectors, rows,
+                   decision_rows, decision_docs)
+
+    def is_boilerplate(self, pid: str) -> bool:
+        return self.passages[pid].boilerplate_key in self.boilerplate

@@ -78,18 +78,28 @@ class Embedder(ABC):
             got = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in got]
 
-    def windows_many(self, texts: list[str]) -> list[list[str]]:
-        """``windows`` for many texts; the common case (all fit) costs one batched tokenizer call."""
+    def windows_many(self, texts: list[str], prefixes: list[str] | None = None) -> list[list[str]]:
+        """``windows`` for many texts, each window led by the text's prefix (its context); the
+        common case (all fit) costs one batched tokenizer call."""
         budget = self.max_tokens - 2
-        counts = self.count_model_tokens_many(texts)
-        return [[t] if n <= budget else self.windows(t) for t, n in zip(texts, counts)]
+        prefixes = prefixes or [""] * len(texts)
+        counts = self.count_model_tokens_many([p + t for p, t in zip(prefixes, texts)])
+        out = []
+        for text, prefix, n in zip(texts, prefixes, counts):
+            if n <= budget:
+                out.append([prefix + text])
+            else:
+                room = budget - (self.count_model_tokens(prefix) if prefix else 0)
+                out.append([prefix + w for w in self.windows(text, max(room, budget // 2))])
+        return out
 
-    def windows(self, text: str) -> list[str]:
-        """``text`` as one window, or as runs of whole sentences each within the model's window.
+    def windows(self, text: str, budget: int | None = None) -> list[str]:
+        """``text`` as one window, or as runs of whole sentences each within ``budget`` word pieces
+        (default: the model's window).
 
         A single sentence longer than the window becomes its own window (the model truncates it).
         """
-        budget = self.max_tokens - 2
+        budget = budget or self.max_tokens - 2
         if self.count_model_tokens(text) <= budget:
             return [text]
         out: list[str] = []

@@ -140,7 +140,7 @@ class _Writer:
     def prepare(self, decision: Decision) -> tuple[list[Passage], list[list[str]]]:
         """A decision's passages and the windows the encoder will embed for each."""
         passages = passages_of(decision)
-        return passages, self.embedder.windows_many([p.embedding_text() for p in passages])
+        return passages, self.embedder.windows_many([p.text for p in passages], [p.context for p in passages])
 
     def add(self, decision: Decision, passages: list[Passage], windows: list[list[str]], result: FileResult) -> None:
         self.pending.append((decision, passages, windows, result))

@@ -153,18 +153,43 @@ class LexicalIndex:
             return None, ""
         return cls(ids, model), fingerprint
 
-    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Best ``k`` passages for ``query`` as ``(passage_id, BM25 score)``; only ``allowed`` ids if given."""
+    def position(self, pid: str) -> int:
+        """The document number of passage ``pid`` (-1 when it is not indexed)."""
+        return self._pos.get(pid, -1)
+
+    def scores(self, query: str) -> np.ndarray | None:
+        """BM25 score of every document for ``query`` (None when no query word is indexed)."""
+        if not self.ids:
+            return None
+        vocab = self.model.vocab_dict
+        tokens = [t for t in tokenize(query) if t in vocab]
+        if not tokens:
+            return None
+        # Scores for every document at once: cheaper than bm25s' retrieve(), which runs a thread
+        # pool and a progress bar for each query.
+        return np.asarray(self.model.get_scores(tokens), dtype=np.float32)
+
+    def postings(self, query: str) -> list[tuple[float, np.ndarray]]:
+        """For each distinct indexed word of ``query``: its inverse document frequency and the
+        documents that contain it (what "how many of the question's words does it have" needs)."""
         if not self.ids:
             return []
-        tokens = tokenize(query)
         vocab = self.model.vocab_dict
-        tokens = [t for t in tokens if t in vocab]
-        if not tokens:
+        matrix = self.model.scores
+        n = len(self.ids)
+        out = []
+        for t in dict.fromkeys(tokenize(query)):
+            tid = vocab.get(t)
+            if tid is None:
+                continue
+            docs = matrix["indices"][matrix["indptr"][tid]: matrix["indptr"][tid + 1]]
+            out.append((float(np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))), docs))
+        return out
+
+    def top(self, scores: np.ndarray | None, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """The best ``k`` of ``scores`` as ``(passage_id, BM25 score)``; only ``allowed`` ids if given."""
+        if scores is None:
             return []
-        # Scores for every document, then the top k: cheaper than bm25s' retrieve(), which runs a
-        # thread pool and a progress bar for each query.
-        scores = np.asarray(self.model.get_scores(tokens), dtype=np.float32)
         if allowed is not None:
             mask = np.zeros(len(self.ids), dtype=np.float32)
             for pid in allowed:
@@ -176,3 +201,7 @@ class LexicalIndex:
         top = np.argpartition(-scores, k - 1)[:k] if k < len(self.ids) else np.arange(len(self.ids))
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
+
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Best ``k`` passages for ``query`` as ``(passage_id, BM25 score)``; only ``allowed`` ids if given."""
+        return self.top(self.scores(query), k, allowed)

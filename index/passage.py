@@ -17,6 +17,24 @@ from index.tokens import count_tokens_many
 SUMMARY = "summary"
 BOILERPLATE_WORDS = 16
 
+# What is embedded and indexed with each paragraph's text (its context): ``bare`` (the text
+# alone), ``heading`` (its section heading first) or ``decision`` (the decision's authority,
+# category and the Summary's first sentence, then the heading). Recorded in the index when it is
+# built; an index built with another context is refused with the command that rebuilds it.
+# Measured with `python -m eval.compare_contexts` (README, "Passages in context").
+CONTEXTS = ("bare", "heading", "decision")
+DEFAULT_CONTEXT = "heading"
+
+
+def passage_context() -> str:
+    """The context this run embeds passages in: ``OMBUDSMAN_PASSAGE_CONTEXT`` or the default."""
+    import os
+
+    value = os.environ.get("OMBUDSMAN_PASSAGE_CONTEXT", "").strip() or DEFAULT_CONTEXT
+    if value not in CONTEXTS:
+        raise ValueError(f"OMBUDSMAN_PASSAGE_CONTEXT={value!r} is not one of {', '.join(CONTEXTS)}")
+    return value
+
 _ALIAS_NOISE_RE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+[A-Z]\b")
 
 
@@ -54,6 +72,7 @@ class Passage:
     token_count: int
     content_hash: str
     boilerplate_key: str
+    context: str = ""  # what leads the text when it is embedded and indexed (see CONTEXTS)
 
     @property
     def is_summary(self) -> bool:
@@ -65,9 +84,9 @@ class Passage:
         return "Summary" if self.is_summary else f"para {self.paragraph}"
 
     def embedding_text(self, window: str | None = None) -> str:
-        """What the model embeds: the section heading gives a paragraph its role in the decision."""
-        heading = self.subsection or self.section
-        return f"{heading}. {window if window is not None else self.text}" if heading else (window or self.text)
+        """What the model embeds and BM25 indexes: the passage's context, then its text (or one
+        window of it)."""
+        return self.context + (window if window is not None else self.text)
 
 
 def _hash(text: str) -> str:
@@ -91,15 +110,32 @@ def passage_fields(decision: Decision, paragraph: int | str) -> tuple[str, str, 
     return p.text, p.section, p.subsection, p.statutes
 
 
-def passages_of(decision: Decision) -> list[Passage]:
-    """The Summary (when there is one) and every paragraph of ``decision``, in order."""
+def context_of(decision: Decision, section: str, subsection: str, context: str) -> str:
+    """The words that lead a passage of ``decision`` under ``section`` when it is embedded."""
+    heading = subsection or section
+    lead = f"{heading}. " if heading else ""
+    if context == "bare":
+        return ""
+    if context == "heading":
+        return lead
+    from index.sentence import split_sentences
+
+    first = (split_sentences(decision.summary) or [""])[0] if decision.summary else ""
+    about = ". ".join(x for x in (decision.authority, decision.category_path.replace(" > ", ", ")) if x)
+    return f"{about}. {first} {lead}" if first and heading != "Summary" else f"{about}. {lead}"
+
+
+def passages_of(decision: Decision, context: str | None = None) -> list[Passage]:
+    """The Summary (when there is one) and every paragraph of ``decision``, in order, each with
+    its ``context`` (default: ``passage_context()``)."""
+    context = context or passage_context()
     parts = [(n, *passage_fields(decision, n)) for n in passage_numbers(decision)]
     counts = count_tokens_many([text for _, text, *_ in parts])
-    return [_passage(decision, *part, n) for part, n in zip(parts, counts)]
+    return [_passage(decision, *part, n, context) for part, n in zip(parts, counts)]
 
 
 def _passage(decision: Decision, paragraph: int | str, text: str, section: str, subsection: str,
-             statutes: tuple[str, ...], token_count: int) -> Passage:
+             statutes: tuple[str, ...], token_count: int, context: str) -> Passage:
     return Passage(
         id=passage_id(decision.reference, paragraph),
         reference=decision.reference,
@@ -117,6 +153,7 @@ def _passage(decision: Decision, paragraph: int | str, text: str, section: str, 
         token_count=token_count,
         content_hash=_hash(text),
         boilerplate_key=boilerplate_key(text),
+        context=context_of(decision, section, subsection, context),
     )
 
 

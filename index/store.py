@@ -25,7 +25,7 @@ import numpy as np
 from index import config  # noqa: F401  (offline environment first)
 from index.config import StoreConfig
 from index.decision import Decision, normalise_reference, passage_id
-from index.passage import SUMMARY, Passage, aliases_in, passage_fields, passage_numbers
+from index.passage import SUMMARY, Passage, aliases_in, passage_context, passage_fields, passage_numbers
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +226,21 @@ class Store:
                 col = self.client.create_collection(
                     PASSAGES, embedding_function=None,
                     configuration={"hnsw": {"space": "cosine", "ef_search": 200}},
-                    metadata={"model": label, "schema": SCHEMA},
+                    metadata={"model": label, "schema": SCHEMA, "context": passage_context()},
                 )
             schema = str((col.metadata or {}).get("schema", ""))
             if schema != SCHEMA:
                 raise StoreError(
                     f"the {self.config.description} was written in an older layout (schema {schema or '?'}, "
                     f"this version reads schema {SCHEMA}); rebuild it with `ombudsman ingest --rebuild PATH...`"
+                )
+            # Indexes from before contexts were recorded embedded the heading with each paragraph.
+            context = str((col.metadata or {}).get("context", "heading"))
+            if context != passage_context():
+                raise StoreError(
+                    f"the {self.config.description} embeds passages in the {context!r} context, but this run "
+                    f"embeds them in the {passage_context()!r} context (OMBUDSMAN_PASSAGE_CONTEXT); rebuild it "
+                    "with `ombudsman ingest --rebuild PATH...`, or set OMBUDSMAN_PASSAGE_CONTEXT to match"
                 )
             self._passages = col
         if label is not None:

@@ -418,7 +418,7 @@ class Answerer:
                     chosen[h.id] = replace(h, score=h.score / top)
             if outcome_question or plan.query.references:
                 for pid in cat.by_ref.get(ref, ()):
-                    section = cat.passages[pid][2].lower()
+                    section = cat.passages[pid].section.lower()
                     if pid.endswith(f"#{SUMMARY}") or section in OUTCOME_SECTIONS:
                         if pid not in chosen:
                             hit = retriever.passage(pid)
@@ -443,7 +443,7 @@ class Answerer:
         for a in query.authorities:
             skip |= set(tokenize(a)) | set(_norm(a).split())
         text = _norm(question)
-        for name, authority in self.retriever.catalogue.authorities.names:
+        for name, authority in self.retriever.authorities.names:
             if authority in query.authorities:
                 text = text.replace(f" {name} ", " ")
         return [t for t in tokenize(text) if t not in skip and len(t) > 1]
@@ -467,7 +467,7 @@ class Answerer:
         if self._residual(question, query):
             return []
         cat = self.retriever.catalogue
-        allowed = self.retriever._allowed_refs(query, filters)
+        allowed = self.retriever.allowed_refs(query, filters)
         out = []
         for ref, d in cat.decisions.items():
             if allowed is not None and ref not in allowed:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from index.decision import REFERENCE_PATTERN, find_references
 from index.statute import Provision, parse_provision_query
+from rag.parameters import FUZZY_MIN_LETTERS
 
 UPHELD, NOT_UPHELD, CLOSED = "Upheld", "Not upheld", "Closed after initial enquiries"
 
@@ -42,6 +44,11 @@ _GENERAL_RE = re.compile(
 _ALIAS_RE = re.compile(
     r"\b(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+(?:and\s+(Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+)?([A-Za-z])\b(?!['’]?[a-z]{2})", re.I
 )
+_YEAR_RE = re.compile(r"(?<![\d£$.,/-])(?:19[89]\d|20[0-4]\d)(?![\d,.]\d)")
+_COMPLAINT_RE = re.compile(
+    r"\bwhat\s+(?:did|does|do|was|were|is)\s+(?:\w+\s+){0,4}?(?:complain\w*|unhappy|object\w*|upset)\b"
+    r"|\bwhat\s+(?:was|were|is)\s+(?:the\s+|\w+['’]s\s+|his\s+|her\s+|their\s+)?complaints?\s+(?:about|over)\b"
+    r"|\bwhat\s+(?:\w+\s+)?(?:complained|complains)\b", re.I)
 _PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,3})\b", re.I)
 _OUTCOME_WORDING = {CLOSED: "not investigate", NOT_UPHELD: "no fault", UPHELD: "at fault"}
 _SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
@@ -95,14 +102,35 @@ def names_place(text: str, place: str) -> bool:
     return False
 
 
+def within_one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by at most one insertion, deletion, substitution or swap of
+    neighbours: the slips of a hurried typist ("nottinghamshre", "leicstershire", "hartlepoole")."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k in range(len(short)) if short[k] != long_[k]), len(short))
+    return short[i:] == long_[i + 1:]
+
+
 @dataclass
 class AuthorityNames:
-    """The names users may give each indexed authority, longest first so the most specific wins."""
+    """The names users may give each indexed authority, longest first so the most specific wins.
+
+    ``is_word`` tells words the archive's own text uses: a question word that is one of them is
+    never read as a misspelt council name.
+    """
 
     names: list[tuple[str, str]] = field(default_factory=list)  # (normalised name, authority)
+    is_word: Callable[[str], bool] | None = None
 
     @classmethod
-    def of(cls, authorities: list[str]) -> "AuthorityNames":
+    def of(cls, authorities: list[str], is_word: Callable[[str], bool] | None = None) -> "AuthorityNames":
         names: dict[str, set[str]] = {}
         for a in authorities:
             forms = {_norm(a).strip(), short_name(a)}
@@ -118,7 +146,7 @@ class AuthorityNames:
                     names.setdefault(f, set()).add(a)
         pairs = [(n, a) for n, auths in names.items() for a in sorted(auths)]
         pairs.sort(key=lambda na: -len(na[0]))
-        return cls(pairs)
+        return cls(pairs, is_word)
 
     def find(self, text: str) -> list[str]:
         """Authorities named in ``text``; a longer name hides a shorter one inside it."""
@@ -133,6 +161,21 @@ class AuthorityNames:
                     continue  # these words already named a longer authority
                 taken.append((m.start(), m.end()))
                 if authority not in found:
+                    found.append(authority)
+        if not found and self.is_word is not None:
+            found = self._misspelt(hay)
+        return found
+
+    def _misspelt(self, hay: str) -> list[str]:
+        """Authorities whose one-word name is one slip from a word of the question that the
+        archive's text never uses (so "nottinghamshre" is Nottinghamshire, "reading" is never
+        a misspelling of anything)."""
+        words = [w for w in hay.split() if len(w) >= FUZZY_MIN_LETTERS and not self.is_word(w)]
+        found: list[str] = []
+        for w in words:
+            for name, authority in self.names:
+                if " " not in name and len(name) >= FUZZY_MIN_LETTERS and name not in ORDINARY_WORD_PLACES \
+                        and name[0] == w[0] and within_one_edit(w, name) and authority not in found:
                     found.append(authority)
         return found
 
@@ -150,6 +193,8 @@ class Query:
     provision: Provision | None = None
     why: bool = False
     law: bool = False
+    years: tuple[int, ...] = ()  # years named ("in 2021", "since 2019"), not those inside references
+    complaint: bool = False  # asks what was complained about
 
     @property
     def reference_only(self) -> bool:
@@ -207,6 +252,8 @@ def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
         outcomes=tuple(outcomes),
         provision=provision,
         why=bool(_WHY_RE.search(text)),
+        years=tuple(dict.fromkeys(int(y) for y in _YEAR_RE.findall(re.sub(REFERENCE_PATTERN, " ", text)))),
+        complaint=bool(_COMPLAINT_RE.search(text)),
         law=bool(_LAW_RE.search(text)) or provision is not None
         or bool(_GENERAL_RE.search(text) and not refs and not aliases and not _WHY_RE.search(text)),
     )

@@ -1,49 +1,31 @@
-"""Hybrid retrieval: dense (Chroma) and BM25 candidates fused, steered by what the question says,
-with boilerplate kept out and no single decision crowding out the rest.
+"""Hybrid retrieval: candidates from dense (Chroma) and BM25 search, ordered by one ranking function
+over their evidence (``rag.evidence``, weights fitted in ``rag.ranker``), with boilerplate kept out
+and no single decision crowding out the rest.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 
+from index.catalogue import Catalogue
+from index.decision import normalise_reference
 from index.embedder import Embedder
-from index import catalogue as catalogue_files
-from index.lexical import LexicalIndex
 from index.passage import SUMMARY
-from index.store import Store, StoredPassage, passage_of_window
-from index.statute import provision_matches
+from index.store import Store, StoredPassage
+from rag.evidence import Evidence, gather
+from rag.parameters import CANDIDATES, EXACT_DENSE_LIMIT, PER_DECISION
 from rag.query import AuthorityNames, Query, outcome_named, understand
+from rag.ranker import Ranker, load_ranker
 
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "bm25")
-
-# Fusion and steering weights, tuned on eval/questions.jsonl (see README "Retrieval").
-RRF_K = 60
-DENSE_WEIGHT = 1.0
-LEXICAL_WEIGHT = 1.0
-CANDIDATES = 100  # per retriever, before fusion
-# Where a decision states its outcome and reasons ("why" questions), and where it weighs them.
-OUTCOME_SECTIONS = {"summary", "final decision", "decision", "conclusions", "conclusion"}
-REASON_SECTIONS = {"my assessment", "assessment", "analysis", "what i found", "agreed action"}
-# Measured on the eval set: boosting the reasons as much as the outcome does best overall (many
-# questions asking "why" want a reason given in the assessment); the answerer, not the ranking,
-# leads a "why" answer with the Summary or Final decision.
-WHY_BOOST = 1.5
-REASON_BOOST = 1.5
-OUTCOME_BOOST = 1.3
-ALIAS_BOOST = 1.2
-PER_DECISION = 3  # at most this many passages of one decision before others get a place
-# A search restricted to at most this many passages scores them all exactly from the catalogue's
-# vector copy; larger restrictions over-fetch from Chroma and filter.
-EXACT_DENSE_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -97,75 +79,56 @@ class Hit:
         }
 
 
-@dataclass
-class _Catalogue:
-    """In-memory view of what is indexed (built by ingest beside the lexical index)."""
-
-    fingerprint: str
-    lexical: LexicalIndex
-    passages: dict[str, tuple]  # id -> (ref, paragraph, section, subsection, boilerplate_key, tokens, statutes)
-    boilerplate: dict[str, int]
-    decisions: dict[str, dict]
-    by_ref: dict[str, list[str]] = field(default_factory=dict)
-    authorities: AuthorityNames = field(default_factory=AuthorityNames)
-    vectors: np.ndarray | None = None  # one row per embedding window, memory-mapped
-    rows: dict[str, list[int]] = field(default_factory=dict)  # passage id -> its rows in ``vectors``
-    by_authority: dict[str, list[str]] = field(default_factory=dict)  # authority -> its decisions
-
-    @classmethod
-    def load(cls, store: Store) -> "_Catalogue":
-        folder = store.lexical_dir
-        fingerprint = catalogue_files.fingerprint(store)
-        lexical, saved = LexicalIndex.load(folder)
-        if lexical is None or saved != fingerprint:
-            log.info("the lexical index at %s is missing or stale; rebuilding it", folder)
-            catalogue_files.refresh(store, force=True)
-            lexical, saved = LexicalIndex.load(folder)
-        body = json.loads((folder / "catalogue.json").read_text())
-        passages = {row[0]: tuple(row[1:]) for row in body["passages"]}
-        by_ref: dict[str, list[str]] = {}
-        for pid, row in passages.items():
-            by_ref.setdefault(row[0], []).append(pid)
-        decisions = body["decisions"]
-        authorities = AuthorityNames.of(sorted({d["authority"] for d in decisions.values()}))
-        assert lexical is not None
-        vectors, rows = None, {}
-        try:
-            vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-            for i, rid in enumerate(json.loads((folder / "vector_ids.json").read_text())):
-                rows.setdefault(passage_of_window(rid), []).append(i)
-        except (OSError, ValueError):
-            log.warning("no vector copy in %s: restricted searches will query Chroma with a filter", folder)
-        by_authority: dict[str, list[str]] = {}
-        for ref, d in decisions.items():
-            by_authority.setdefault(d["authority"], []).append(ref)
-        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, authorities, vectors, rows,
-                   by_authority)
-
-
 class Retriever:
-    """Finds the passages relevant to a question. Thread-safe for concurrent searches."""
+    """Finds the passages relevant to a question. Thread-safe for concurrent searches.
 
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    ``ranker``: the ranking function's weights (default: the fitted ones in ``rag/ranker.json``).
+    """
+
+    def __init__(self, store: Store, embedder: Embedder, ranker: Ranker | None = None) -> None:
         self.store = store
         self.embedder = embedder
-        self._catalogue: _Catalogue | None = None
+        self._ranker = ranker
+        self._catalogue: Catalogue | None = None
+        self._authorities: AuthorityNames | None = None
         self._lock = threading.Lock()
 
     @property
-    def catalogue(self) -> _Catalogue:
+    def catalogue(self) -> Catalogue:
         with self._lock:
             if self._catalogue is None:
-                self._catalogue = _Catalogue.load(self.store)
+                cat = Catalogue.load(self.store)
+                vocabulary = cat.lexical.model.vocab_dict if cat.lexical.ids else {}
+                from index.lexical import tokenize
+
+                def is_word(word: str) -> bool:
+                    tokens = tokenize(word)
+                    return not tokens or tokens[0] in vocabulary
+
+                self._authorities = AuthorityNames.of(sorted({d["authority"] for d in cat.decisions.values()}),
+                                                      is_word=is_word)
+                self._catalogue = cat
             return self._catalogue
 
+    @property
+    def authorities(self) -> AuthorityNames:
+        """The names users may give the indexed authorities."""
+        self.catalogue
+        assert self._authorities is not None
+        return self._authorities
+
+    @property
+    def ranker(self) -> Ranker:
+        return self._ranker or load_ranker()
+
     def understand(self, question: str) -> Query:
-        return understand(question, self.catalogue.authorities)
+        return understand(question, self.authorities)
 
     # -- filtering ------------------------------------------------------------------------------
 
-    def _allowed_refs(self, query: Query, filters: Filters) -> set[str] | None:
-        """Decisions a search may return, or None for all of them."""
+    def allowed_refs(self, query: Query, filters: Filters) -> set[str] | None:
+        """Decisions a search may return: those the filters, the references and the councils the
+        question names allow; None for all of them."""
         cat = self.catalogue
         refs: set[str] | None = None
 
@@ -174,8 +137,6 @@ class Retriever:
             refs = keep if refs is None else refs & keep
 
         if filters.ref:
-            from index.decision import normalise_reference
-
             narrow({normalise_reference(filters.ref)})
         if query.references:
             narrow(set(query.references))
@@ -197,6 +158,12 @@ class Retriever:
             narrow({r for r, d in cat.decisions.items() if d["decision_date"] and lo <= d["decision_date"] <= hi})
         return refs
 
+    def allowed_passages(self, query: Query, filters: Filters | None = None) -> set[str] | None:
+        """The passages of ``allowed_refs`` (None for all of them)."""
+        cat = self.catalogue
+        refs = self.allowed_refs(query, filters or Filters())
+        return None if refs is None else {pid for r in refs for pid in cat.by_ref.get(r, ())}
+
     # -- search ---------------------------------------------------------------------------------
 
     def search(
@@ -210,8 +177,9 @@ class Retriever:
     ) -> list[Hit]:
         """The best ``k`` passages for ``question``.
 
-        ``mode`` is ``hybrid`` (default), ``dense`` or ``bm25``; ``per_decision`` caps passages of
-        one decision until other decisions have had their place (0: no cap).
+        ``mode`` is ``hybrid`` (default: the ranking function over both retrievers' candidates),
+        ``dense`` or ``bm25`` (one retriever's own order); ``per_decision`` caps passages of one
+        decision until other decisions have had their place (0: no cap).
         """
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -220,8 +188,7 @@ class Retriever:
         cat = self.catalogue
         if not cat.passages:
             return []
-        refs = self._allowed_refs(query, filters)
-        allowed = None if refs is None else {pid for r in refs for pid in cat.by_ref.get(r, ())}
+        allowed = self.allowed_passages(query, filters)
         if allowed is not None and not allowed:
             return []
         asked = None  # the paragraph named with its reference ("24 016 809 para 15")
@@ -234,37 +201,73 @@ class Retriever:
             return self._hits(self._in_order(allowed or set(), k), {}, {})
 
         n = max(CANDIDATES, k * 5)
-        dense: dict[str, float] = {}
-        lexical: dict[str, float] = {}
-        if mode in ("hybrid", "dense"):
-            vector = self.embedder.embed_query(query.content)
-            if allowed is not None and cat.vectors is not None and len(allowed) <= EXACT_DENSE_LIMIT:
-                dense = self._exact_dense(vector, allowed, n)
-            else:
-                over = 3 if allowed is not None else 1  # filtering after the search
-                for pid, sim in self.store.query(vector, n * over):
-                    if pid in cat.passages and (allowed is None or pid in allowed):
-                        dense[pid] = sim
-                    if len(dense) >= n:
-                        break
-        if mode in ("hybrid", "bm25"):
+        if mode == "hybrid":
+            evidence = self.evidence(query, allowed, n)
+            chosen = self.rank(query, evidence, k, per_decision, asked)
+            dense = dict(zip(evidence.pids, (float(v) for v in evidence.dense)))
+            lexical = {pid: float(v) for pid, v in zip(evidence.pids, evidence.lexical) if v > 0}
+            return self._hits(chosen, dense, lexical)
+        if mode == "dense":
+            dense = self._dense(self.embedder.embed_query(query.content), allowed, n)
+            scored, lexical = dict(dense), {}
+        else:
             lexical = dict(cat.lexical.search(query.lexical_content, n, allowed))
+            top = max(lexical.values(), default=1.0) or 1.0
+            scored, dense = {pid: v / top for pid, v in lexical.items()}, {}
+        return self._hits(self._order(scored, lexical, query, k, per_decision, asked), dense, lexical)
 
-        fused = self._fuse(dense, lexical, mode)
-        scored = {pid: s * self._steer(cat, pid, query) for pid, s in fused.items()}
+    def rank(self, query: Query, evidence: Evidence, k: int = 10, per_decision: int = PER_DECISION,
+             asked: str | None = None, ranker: Ranker | None = None) -> list[tuple[str, float]]:
+        """The best ``k`` candidates of ``evidence`` as (passage id, score): the ranking function's
+        probability that the passage answers the question, best first, a paragraph ``asked`` for
+        by number first of all."""
+        scores = (ranker or self.ranker).probability(evidence.matrix)
+        scored = dict(zip(evidence.pids, (float(v) for v in scores)))
+        lexical = {pid: float(v) for pid, v in zip(evidence.pids, evidence.lexical)}
+        return self._order(scored, lexical, query, k, per_decision, asked)
+
+    def _order(self, scored: dict[str, float], lexical: dict[str, float], query: Query, k: int,
+               per_decision: int, asked: str | None) -> list[tuple[str, float]]:
         if asked:
-            scored[asked] = max(scored.values(), default=1.0) * 2 + 1e-6
-        # Ties (common with rank fusion) go to the passage with more of the question's exact words.
+            scored[asked] = max(scored.values(), default=0.0) + 1.0
+        # Ties go to the passage with more of the question's exact words.
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1], -lexical.get(kv[0], 0.0)))
-        chosen = self._select(ranked, query, k, per_decision)
-        return self._hits(chosen, dense, lexical)
+        return self._select(ranked, query, k, per_decision)
+
+    def evidence(self, query: Query, allowed: set[str] | None = None, n: int = CANDIDATES) -> Evidence:
+        """The candidates for ``query`` (the best ``n`` of dense and of BM25 search, among
+        ``allowed`` passages if given) with their evidence rows: what the ranking function
+        weighs, and what ``eval.fit_ranker`` fits it on."""
+        cat = self.catalogue
+        vector = self.embedder.embed_query(query.content)
+        dense = self._dense(vector, allowed, n)
+        bm25 = cat.lexical.scores(query.lexical_content)
+        lexical = cat.lexical.top(bm25, n, allowed)
+        pids = list(dict.fromkeys([*dense, *(pid for pid, _ in lexical)]))
+        pids = [pid for pid in pids if pid in cat.passages]
+        return gather(cat, query, pids, vector, bm25, dense)
+
+    def _dense(self, vector: np.ndarray, allowed: set[str] | None, n: int) -> dict[str, float]:
+        """The ``n`` passages nearest ``vector`` (cosine of their best window), among ``allowed``."""
+        cat = self.catalogue
+        if allowed is not None and cat.vectors is not None and len(allowed) <= EXACT_DENSE_LIMIT:
+            return self._exact_dense(vector, allowed, n)
+        dense: dict[str, float] = {}
+        over = 3 if allowed is not None else 1  # filtering after the search
+        for pid, sim in self.store.query(vector, n * over):
+            if pid in cat.passages and (allowed is None or pid in allowed):
+                dense[pid] = sim
+            if len(dense) >= n:
+                break
+        return dense
 
     def _in_order(self, allowed: set[str], k: int) -> list[tuple[str, float]]:
         """A decision asked for by reference alone: its Summary, then its paragraphs in order."""
         cat = self.catalogue
+
         def position(pid: str) -> tuple[str, int]:
-            ref, paragraph = cat.passages[pid][0], cat.passages[pid][1]
-            return ref, 0 if paragraph == SUMMARY else int(paragraph)
+            row = cat.passages[pid]
+            return row.ref, 0 if row.paragraph == SUMMARY else int(row.paragraph)
         ordered = sorted(allowed, key=position)[:k]
         return [(pid, 1.0 - i / (len(ordered) + 1)) for i, pid in enumerate(ordered)]
 
@@ -282,45 +285,8 @@ class Retriever:
         top = np.argsort(-best, kind="stable")[:n]
         return {pids[i]: float(best[i]) for i in top}
 
-    @staticmethod
-    def _fuse(dense: dict[str, float], lexical: dict[str, float], mode: str) -> dict[str, float]:
-        """Reciprocal rank fusion: rank positions, not raw scores, so the two scales need no calibration."""
-        if mode == "dense":
-            return dict(dense)
-        if mode == "bm25":
-            top = max(lexical.values(), default=1.0) or 1.0
-            return {pid: s / top for pid, s in lexical.items()}
-        fused: dict[str, float] = {}
-        # Scaled so that first place in both rankings scores 1.0.
-        best = (DENSE_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
-        for weight, ranking in ((DENSE_WEIGHT, dense), (LEXICAL_WEIGHT, lexical)):
-            for rank, pid in enumerate(sorted(ranking, key=lambda p: -ranking[p])):
-                fused[pid] = fused.get(pid, 0.0) + weight / (RRF_K + rank + 1) / best
-        return fused
-
-    @staticmethod
-    def _steer(cat: _Catalogue, pid: str, query: Query) -> float:
-        """Boosts from the question's cues: outcome words, aliases, and "why" favouring reasons."""
-        ref, paragraph, section, subsection, key, _, statutes = cat.passages[pid]
-        decision = cat.decisions.get(ref, {})
-        factor = 1.0
-        if query.outcomes and decision.get("outcome") in query.outcomes:
-            factor *= OUTCOME_BOOST
-        if query.aliases and set(query.aliases) & set(decision.get("aliases", ())):
-            factor *= ALIAS_BOOST
-        if query.why:
-            heading = section.lower()
-            if heading in OUTCOME_SECTIONS or paragraph == SUMMARY:
-                factor *= WHY_BOOST
-            elif heading in REASON_SECTIONS:
-                factor *= REASON_BOOST
-        if query.provision is not None and any(provision_matches(query.provision, s) for s in statutes):
-            factor *= 2.0
-        return factor
-
     def is_boilerplate(self, pid: str) -> bool:
-        cat = self.catalogue
-        return cat.passages[pid][4] in cat.boilerplate
+        return self.catalogue.is_boilerplate(pid)
 
     def _select(self, ranked: list[tuple[str, float]], query: Query, k: int, per_decision: int) -> list[tuple[str, float]]:
         """Top ``k`` with boilerplate handled and no decision taking more than its share at first."""
@@ -330,7 +296,8 @@ class Retriever:
         per: dict[str, int] = {}
         seen_keys: set[str] = set()
         for pid, score in ranked:
-            ref, key = cat.passages[pid][0], cat.passages[pid][4]
+            row = cat.passages[pid]
+            ref, key = row.ref, row.boilerplate_key
             if key in cat.boilerplate:
                 if not query.law or key in seen_keys:
                     continue
