@@ -72,8 +72,7 @@ def main() -> None:
             start = time.perf_counter()
             embedder.embed(windows)
             raw_rates.append(len(windows) / (time.perf_counter() - start))
-            archive = Archive(StoreConfig(index_dir=root / f"index-{r}"), encoder=embedder.encoder)
-            archive._embedder = embedder
+            archive = Archive(StoreConfig(index_dir=root / f"index-{r}"), encoder=embedder.encoder, embedder=embedder)
             archive.store.client  # importing chromadb and opening the folder: a start-up cost, not a rate
             reports.append(archive.ingest([files]))
             if r == 0:

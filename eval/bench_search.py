@@ -62,8 +62,7 @@ def measure(size: int, recombiner: Recombiner, embedder, questions: list[str], r
     refresh(store, force=True)
     lexical_s = time.perf_counter() - start
 
-    archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder)
-    archive._embedder = embedder
+    archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)
     retriever = archive.retriever
     start = time.perf_counter()
     retriever.search("warm up: open the store and load the catalogue")

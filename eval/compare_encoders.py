@@ -40,8 +40,7 @@ def main() -> None:
     try:
         for name in args.encoders.split(","):
             embedder = load_embedder(name)
-            archive = Archive(StoreConfig(index_dir=root / name), encoder=name)
-            archive._embedder = embedder
+            archive = Archive(StoreConfig(index_dir=root / name), encoder=name, embedder=embedder)
             report = archive.ingest([SEEDS_DIR, CORPUS])
             retriever = archive.retriever
             ev = evaluate(retriever, questions, set(retriever.catalogue.decisions))

@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -134,7 +135,14 @@ def rank_all(retriever, samples: list[Sample], ranker: Ranker, per_decision: int
 
 
 def folds_of(samples: list[Sample], k: int) -> list[list[int]]:
-    """``k`` folds of question indices, dealt in id order so every fold mixes every kind."""
+    """``k`` folds of question indices, dealt in id order so every fold mixes every kind; with
+    ``k == 0``, one fold per writer of the questions (fitted on one writer's questions, ranked on
+    another's: how the weights carry over to questions written by someone else)."""
+    if k == 0:
+        writers: dict[str, list[int]] = {}
+        for i, s in enumerate(samples):
+            writers.setdefault(s.question.writer or "?", []).append(i)
+        return list(writers.values())
     order = sorted(range(len(samples)), key=lambda i: samples[i].question.id)
     return [order[f::k] for f in range(k)]
 
@@ -154,6 +162,40 @@ def cross_validate(retriever, samples: list[Sample], model: str, strength: float
     return mean(list(rows.values())), {kind: mean(v) for kind, v in sorted(kinds.items())}
 
 
+@dataclass
+class Fit:
+    """The model chosen by cross-validation, its figures, and its weights fitted on every sample."""
+
+    model: str
+    strength: float
+    overall: dict[str, float]
+    kinds: dict[str, dict[str, float]]
+    ranker: Ranker
+    table: list[tuple[str, float, dict[str, float]]]  # every model tried: (model, C, figures)
+    across: dict[str, float] | None = None  # cross-writer figures of the chosen model
+
+
+def choose(retriever, samples: list[Sample], folds: int, progress=None) -> Fit:
+    """Cross-validate every model two ways: k-fold over questions, and across writers (fitted on
+    one writer's questions, ranked on the other's). Keep the best mean of the two MRR@10 figures
+    (ties: the stronger regularisation), and fit it on all ``samples``. ``progress(model, C,
+    k-fold figures, cross-writer figures)`` is called as each is measured."""
+    table = []
+    writers = len({s.question.writer for s in samples}) > 1
+    for model, strengths in (("rrf", (1.0,)), ("pointwise", STRENGTHS), ("pairwise", STRENGTHS)):
+        for c in strengths:
+            overall, kinds = cross_validate(retriever, samples, model, c, folds)
+            across = cross_validate(retriever, samples, model, c, 0)[0] if writers else overall
+            table.append((model, c, overall, kinds, across))
+            if progress:
+                progress(model, c, overall, across)
+    model, c, overall, kinds, across = max(
+        (t for t in table if t[0] != "rrf"), key=lambda t: ((t[2]["mrr@10"] + t[4]["mrr@10"]) / 2, -t[1]))
+    fit = Fit(model, c, overall, kinds, _fit_weights(samples, model, c), [(m, c_, o) for m, c_, o, _, _ in table])
+    fit.across = across
+    return fit
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", help="the index to fit on (default: OMBUDSMAN_INDEX or data/index)")
@@ -162,57 +204,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--write", action="store_true", help=f"save the chosen weights to {RANKER_FILE.name}")
     args = parser.parse_args(argv)
-    if "unseen" in args.set:
+    if "unseen" in Path(args.set).name:
         parser.error("the unseen questions are never fitted on; give the tuning questions")
     logging.basicConfig(level=logging.WARNING)
 
     archive = Archive(StoreConfig.from_env(args.index, args.chroma_url))
     retriever = archive.retriever
-    questions = load_questions(__import__("pathlib").Path(args.set))
-    samples, unreachable = collect(retriever, questions)
+    samples, unreachable = collect(retriever, load_questions(Path(args.set)))
     print(f"{len(samples)} tuning questions ranked by the function ({unreachable} with no gold passage among "
           f"the {CANDIDATES}+{CANDIDATES} candidates); {len(FEATURES)} features; {args.folds}-fold cross-validation")
+    decisions = retriever.catalogue.decisions
+    stated = [s for s in samples if s.query.why and s.query.outcomes]
+    kept = sum(any(decisions[g.split("#")[0].replace("-", " ")]["outcome"] in s.query.outcomes for g in s.question.gold)
+               for s in stated)
+    print(f"{len(stated)} are \"why\" questions naming an outcome; {kept} of them have a gold decision with that "
+          "outcome (candidates contradicting it are ranked after the others)")
     print()
-    print("| model | C | " + " | ".join(REPORTED) + " |")
-    print("|---|---|" + "---|" * len(REPORTED))
-    results = []
-    for model, strengths in (("rrf", (1.0,)), ("pointwise", STRENGTHS), ("pairwise", STRENGTHS)):
-        for c in strengths:
-            overall, kinds = cross_validate(retriever, samples, model, c, args.folds)
-            results.append((overall["mrr@10"], -c, model, c, overall, kinds))
-            shown = "-" if model == "rrf" else f"{c:g}"
-            print(f"| {model} | {shown} | " + " | ".join(f"{overall[m]:.3f}" for m in REPORTED) + " |", flush=True)
-    best = max((r for r in results if r[2] != "rrf"), key=lambda r: (r[0], r[1]))
-    _, _, model, c, overall, kinds = best
-    print(f"\nchosen: {model}, C={c:g} (best cross-validated MRR@10); per kind:")
+    print("| model | C | " + " | ".join(REPORTED) + " | across writers: " + " / ".join(REPORTED) + " |")
+    print("|---|---|" + "---|" * len(REPORTED) + "---|")
+
+    def show(model: str, c: float, overall: dict[str, float], across: dict[str, float]) -> None:
+        shown = "-" if model == "rrf" else f"{c:g}"
+        print(f"| {model} | {shown} | " + " | ".join(f"{overall[m]:.3f}" for m in REPORTED) + " | "
+              + " / ".join(f"{across[m]:.3f}" for m in REPORTED) + " |", flush=True)
+
+    fit = choose(retriever, samples, args.folds, show)
+    print(f"\nchosen: {fit.model}, C={fit.strength:g} (best mean of the k-fold and cross-writer MRR@10); "
+          "k-fold per kind:")
     print("| kind | " + " | ".join(REPORTED) + " |")
     print("|---|" + "---|" * len(REPORTED))
-    for kind, row in kinds.items():
+    for kind, row in fit.kinds.items():
         print(f"| {kind} | " + " | ".join(f"{row[m]:.3f}" for m in REPORTED) + " |")
     print("\nthe same model with other caps on passages per decision (cross-validated):")
     caps = {}
     for cap in (1, 2, 3, 5, 0):
-        got, _ = cross_validate(retriever, samples, model, c, args.folds, per_decision=cap)
+        got, _ = cross_validate(retriever, samples, fit.model, fit.strength, args.folds, per_decision=cap)
         caps[str(cap)] = {m: round(got[m], 4) for m in REPORTED}
         print(f"  per_decision={cap or 'none'}: " + ", ".join(f"{m} {got[m]:.3f}" for m in REPORTED))
-
-    ranker = _fit_weights(samples, model, c)
     print("\nweights (standardised features), largest first:")
-    for name, w in sorted(zip(FEATURES, ranker.weights), key=lambda nw: -abs(nw[1])):
+    for name, w in sorted(zip(FEATURES, fit.ranker.weights), key=lambda nw: -abs(nw[1])):
         print(f"  {name:22s} {w:+.3f}")
     if args.write:
         command = "python -m eval.fit_ranker --write" + (f" --folds {args.folds}" if args.folds != 5 else "")
         meta = {
             "command": command,
             "date": dt.date.today().isoformat(),
-            "fitted_on": f"{len(samples)} questions of {__import__('pathlib').Path(args.set).name} over "
+            "fitted_on": f"{len(samples)} questions of {Path(args.set).name} over "
                          f"{len(retriever.catalogue.decisions)} decisions",
-            "model": model,
-            "C": c,
-            "cross_validated": {m: round(overall[m], 4) for m in REPORTED},
+            "model": fit.model,
+            "C": fit.strength,
+            "cross_validated": {m: round(fit.overall[m], 4) for m in REPORTED},
+            "across_writers": {m: round(v, 4) for m, v in (fit.across or {}).items() if m in REPORTED},
             "per_decision_caps": caps,
         }
-        Ranker(ranker.features, ranker.mean, ranker.scale, ranker.weights, ranker.bias, meta).save()
+        r = fit.ranker
+        Ranker(r.features, r.mean, r.scale, r.weights, r.bias, meta).save()
         print(f"\nwrote {RANKER_FILE}")
     return 0
 

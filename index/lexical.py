@@ -169,9 +169,11 @@ class LexicalIndex:
         # pool and a progress bar for each query.
         return np.asarray(self.model.get_scores(tokens), dtype=np.float32)
 
-    def postings(self, query: str) -> list[tuple[float, np.ndarray]]:
-        """For each distinct indexed word of ``query``: its inverse document frequency and the
-        documents that contain it (what "how many of the question's words does it have" needs)."""
+    def postings(self, query: str, unindexed: bool = False) -> list[tuple[float, np.ndarray]]:
+        """For each distinct word of ``query``: its inverse document frequency and the documents
+        that contain it (what "how many of the question's words does it have" needs). Words no
+        document contains are left out, unless ``unindexed`` (then they come with no documents
+        and the highest IDF: a question about something no decision mentions)."""
         if not self.ids:
             return []
         vocab = self.model.vocab_dict
@@ -181,6 +183,8 @@ class LexicalIndex:
         for t in dict.fromkeys(tokenize(query)):
             tid = vocab.get(t)
             if tid is None:
+                if unindexed:
+                    out.append((float(np.log(1 + (n + 0.5) / 0.5)), np.zeros(0, dtype=np.int64)))
                 continue
             docs = matrix["indices"][matrix["indptr"][tid]: matrix["indptr"][tid + 1]]
             out.append((float(np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))), docs))

@@ -23,7 +23,7 @@ BOILERPLATE_WORDS = 16
 # built; an index built with another context is refused with the command that rebuilds it.
 # Measured with `python -m eval.compare_contexts` (README, "Passages in context").
 CONTEXTS = ("bare", "heading", "decision")
-DEFAULT_CONTEXT = "heading"
+DEFAULT_CONTEXT = "bare"
 
 
 def passage_context() -> str:

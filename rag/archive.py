@@ -27,11 +27,15 @@ def encoder_of_label(label: str | None) -> str | None:
 class Archive:
     """The indexed decisions and what reads them."""
 
-    def __init__(self, store_config: StoreConfig, encoder: str = "auto") -> None:
+    def __init__(self, store_config: StoreConfig, encoder: str = "auto", embedder: Embedder | None = None,
+                 ranker=None) -> None:
+        """``embedder``: one already loaded (benchmarks and tests share one between archives);
+        ``ranker``: ranking weights other than the fitted ones (``rag.ranker.Ranker``)."""
+        self.ranker = ranker
         self.store_config = store_config
-        self.requested_encoder = encoder
+        self.requested_encoder = embedder.encoder if embedder is not None and encoder == "auto" else encoder
         self.store = Store(store_config)
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | None = embedder
         self._retriever = None
         self._lock = threading.RLock()
 
@@ -80,7 +84,7 @@ class Archive:
                 from rag.retriever import Retriever
 
                 self.store.check_model(self.embedder.label)
-                self._retriever = Retriever(self.store, self.embedder)
+                self._retriever = Retriever(self.store, self.embedder, self.ranker)
             return self._retriever
 
     def status(self) -> dict:

@@ -63,6 +63,26 @@ def citation_line(authority: str, ref: str, paragraph: int | str | None, decisio
 
 
 @dataclass
+class Citation:
+    """One cited paragraph of an answer: the hit (whole paragraph and its metadata), its number
+    ``n`` (the answer's ``[n]`` markers) and the sentences of it that the answer quotes."""
+
+    n: int
+    hit: object  # rag.retriever.Hit
+    sentences: list[str]
+
+    @property
+    def citation(self) -> str:
+        h = self.hit
+        return citation_line(h.authority, h.ref, h.paragraph, h.decision_date, h.url)
+
+    def to_json(self) -> dict:
+        out = self.hit.to_json()
+        out.update(n=self.n, sentences=list(self.sentences), citation=self.citation)
+        return out
+
+
+@dataclass
 class CitationResult:
     """What ``lookup`` found. ``kind`` says which fields are filled:
 

@@ -21,7 +21,7 @@ from index.lexical import tokenize
 from index.passage import SUMMARY
 from index.statute import provision_matches
 from rag.parameters import RRF_K
-from rag.query import Query
+from rag.query import Query, aliases_fit
 
 ROLES = ("summary", "complaint", "background", "assessment", "decision", "powers", "procedure")
 
@@ -32,10 +32,12 @@ FEATURES = (
     "dense_decision_gap", "lexical_decision_gap",
     # how relevant its decision is as a whole
     "decision_dense", "decision_dense_gap", "decision_lexical", "decision_coverage", "summary_dense",
-    "summary_lexical",
+    "summary_lexical", "decision_dense_rank", "decision_lexical_rank", "decision_lexical_top3",
+    "decision_centroid",
     # the role of its section, alone and for the kind of question
     *(f"role_{r}" for r in ROLES),
     "why_summary", "why_decision", "why_assessment", "why_complaint", "complaint_complaint",
+    "outcome_summary", "outcome_decision", "outcome_complaint",
     "boilerplate", "law_boilerplate", "law_powers",
     # what the question names, matched or contradicted by the decision
     "alias_match", "alias_conflict", "authority_match", "outcome_match", "outcome_conflict",
@@ -154,14 +156,17 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
 
     # -- decisions --------------------------------------------------------------------------
     refs = [cat.passages[pid].ref for pid in pids]
-    per_decision: dict[str, tuple[float, float, float, float, float]] = {}
+    per_decision: dict[str, tuple[float, ...]] = {}
     for ref in dict.fromkeys(refs):
-        d_dense = s_dense = d_lex = s_lex = d_cov = 0.0
+        d_dense = s_dense = d_lex = s_lex = d_cov = d_top3 = d_mean = 0.0
         summary = f"{ref.replace(' ', '-')}#{SUMMARY}"
         if vector is not None and cat.vectors is not None:
             rows = cat.decision_rows.get(ref)
             if rows is not None and len(rows):
                 d_dense = float(np.max(_cosines(cat, rows, vector)))
+                # The decision as a whole: the direction of all its windows together.
+                centre = np.asarray(cat.vectors[rows], dtype=np.float32).sum(axis=0)
+                d_mean = float(centre @ vector / (np.linalg.norm(centre) or 1.0))
             srows = cat.rows.get(summary)
             s_dense = float(np.max(_cosines(cat, np.asarray(srows), vector))) if srows else d_dense
         if top_bm25 > 0:
@@ -169,16 +174,24 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
             docs = docs[docs >= 0] if docs is not None else docs
             if docs is not None and len(docs):
                 d_lex = float(bm25[docs].max()) / top_bm25
+                d_top3 = float(np.sort(bm25[docs])[-3:].sum()) / top_bm25
                 total = sum(idf for idf, _ in postings)
                 d_cov = sum(idf for idf, found in postings if np.isin(docs, found).any()) / total if total else 0.0
             pos = cat.lexical.position(summary)
             s_lex = float(bm25[pos]) / top_bm25 if pos >= 0 else 0.0
-        per_decision[ref] = (d_dense, s_dense, d_lex, s_lex, d_cov)
+        per_decision[ref] = (d_dense, s_dense, d_lex, s_lex, d_cov, d_top3, d_mean)
     decision_dense = np.array([per_decision[r][0] for r in refs])
     decision_lexical = np.array([per_decision[r][2] for r in refs])
     m[:, INDEX["dense_decision_gap"]] = dense - decision_dense
     m[:, INDEX["lexical_decision_gap"]] = m[:, INDEX["lexical"]] - decision_lexical
     m[:, INDEX["decision_coverage"]] = [per_decision[r][4] for r in refs]
+    m[:, INDEX["decision_lexical_top3"]] = [per_decision[r][5] for r in refs]
+    m[:, INDEX["decision_centroid"]] = [per_decision[r][6] for r in refs]
+    order = list(per_decision)
+    for name, col in (("decision_dense_rank", 0), ("decision_lexical_rank", 2)):
+        ranks = _ranks(np.array([per_decision[r][col] for r in order]))
+        rank_of = dict(zip(order, ranks))
+        m[:, INDEX[name]] = [1.0 / (1.0 + rank_of[r]) for r in refs]
     m[:, INDEX["decision_dense"]] = decision_dense
     m[:, INDEX["decision_dense_gap"]] = decision_dense - decision_dense.max() if vector is not None else 0.0
     m[:, INDEX["summary_dense"]] = [per_decision[r][1] for r in refs]
@@ -198,12 +211,15 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
             for r in ("summary", "decision", "assessment", "complaint"):
                 m[i, INDEX[f"why_{r}"]] = float(role == r)
         m[i, INDEX["complaint_complaint"]] = float(query.complaint and role == "complaint")
+        if query.asks_outcome:
+            for r in ("summary", "decision", "complaint"):
+                m[i, INDEX[f"outcome_{r}"]] = float(role == r)
         boilerplate = row.boilerplate_key in cat.boilerplate
         m[i, INDEX["boilerplate"]] = float(boilerplate and not query.law)
         m[i, INDEX["law_boilerplate"]] = float(boilerplate and query.law)
         m[i, INDEX["law_powers"]] = float(role == "powers" and query.law)
         if query.aliases:
-            has = bool(set(query.aliases) & set(decision.get("aliases", ())))
+            has = aliases_fit(query.aliases, decision.get("aliases", ()))
             m[i, INDEX["alias_match"]] = float(has)
             m[i, INDEX["alias_conflict"]] = float(not has)
         if query.authorities:

@@ -49,6 +49,9 @@ _COMPLAINT_RE = re.compile(
     r"\bwhat\s+(?:did|does|do|was|were|is)\s+(?:\w+\s+){0,4}?(?:complain\w*|unhappy|object\w*|upset)\b"
     r"|\bwhat\s+(?:was|were|is)\s+(?:the\s+|\w+['’]s\s+|his\s+|her\s+|their\s+)?complaints?\s+(?:about|over)\b"
     r"|\bwhat\s+(?:\w+\s+)?(?:complained|complains)\b", re.I)
+_ASKS_OUTCOME_RE = re.compile(
+    r"\b(?:outcome|result|decid\w*|decision|conclu\w*|find|finding|found|fault|upheld|uphold|closed|close"
+    r"|investigat\w*|side[sd]?\s+with|agreed?|ruled?|verdict)\b", re.I)
 _PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,3})\b", re.I)
 _OUTCOME_WORDING = {CLOSED: "not investigate", NOT_UPHELD: "no fault", UPHELD: "at fault"}
 _SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
@@ -180,6 +183,23 @@ class AuthorityNames:
         return found
 
 
+_TITLE_GROUP = {"Mrs": "Ms", "Miss": "Ms"}  # titles users swap for one another
+
+
+def alias_fits(named: str, used: str) -> bool:
+    """Whether a complainant named ``named`` ("Mrs D") can be the one a decision calls ``used``:
+    the same letter, and the same title, except that a user may write Mrs, Ms or Miss for any of
+    them (never Mr for Mrs, nor Mr for Dr)."""
+    t1, _, l1 = named.partition(" ")
+    t2, _, l2 = used.partition(" ")
+    return l1.upper() == l2.upper() and _TITLE_GROUP.get(t1, t1) == _TITLE_GROUP.get(t2, t2)
+
+
+def aliases_fit(named: tuple[str, ...] | list[str], used: tuple[str, ...] | list[str]) -> bool:
+    """Whether any complainant the question names fits one the decision names."""
+    return any(alias_fits(n, u) for n in named for u in used)
+
+
 @dataclass(frozen=True)
 class Query:
     """A question with what it says about decisions pulled out."""
@@ -195,6 +215,7 @@ class Query:
     law: bool = False
     years: tuple[int, ...] = ()  # years named ("in 2021", "since 2019"), not those inside references
     complaint: bool = False  # asks what was complained about
+    asks_outcome: bool = False  # asks what was decided or found ("was the council at fault?", "outcome")
 
     @property
     def reference_only(self) -> bool:
@@ -254,6 +275,7 @@ def understand(text: str, authorities: AuthorityNames | None = None) -> Query:
         why=bool(_WHY_RE.search(text)),
         years=tuple(dict.fromkeys(int(y) for y in _YEAR_RE.findall(re.sub(REFERENCE_PATTERN, " ", text)))),
         complaint=bool(_COMPLAINT_RE.search(text)),
+        asks_outcome=bool(_WHY_RE.search(text) or _ASKS_OUTCOME_RE.search(text)),
         law=bool(_LAW_RE.search(text)) or provision is not None
         or bool(_GENERAL_RE.search(text) and not refs and not aliases and not _WHY_RE.search(text)),
     )

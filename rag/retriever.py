@@ -107,6 +107,7 @@ class Retriever:
 
                 self._authorities = AuthorityNames.of(sorted({d["authority"] for d in cat.decisions.values()}),
                                                       is_word=is_word)
+                self._is_word = is_word
                 self._catalogue = cat
             return self._catalogue
 
@@ -117,6 +118,11 @@ class Retriever:
         assert self._authorities is not None
         return self._authorities
 
+    def is_word(self, word: str) -> bool:
+        """Whether the archive's text uses ``word`` (after stemming)."""
+        self.catalogue
+        return self._is_word(word)
+
     @property
     def ranker(self) -> Ranker:
         return self._ranker or load_ranker()
@@ -126,11 +132,11 @@ class Retriever:
 
     # -- filtering ------------------------------------------------------------------------------
 
-    def allowed_refs(self, query: Query, filters: Filters) -> set[str] | None:
+    def allowed_refs(self, query: Query, filters: Filters, within: set[str] | None = None) -> set[str] | None:
         """Decisions a search may return: those the filters, the references and the councils the
-        question names allow; None for all of them."""
+        question names allow (and only those ``within``, if given); None for all of them."""
         cat = self.catalogue
-        refs: set[str] | None = None
+        refs: set[str] | None = None if within is None else set(within)
 
         def narrow(keep: set[str]) -> None:
             nonlocal refs
@@ -158,10 +164,11 @@ class Retriever:
             narrow({r for r, d in cat.decisions.items() if d["decision_date"] and lo <= d["decision_date"] <= hi})
         return refs
 
-    def allowed_passages(self, query: Query, filters: Filters | None = None) -> set[str] | None:
+    def allowed_passages(self, query: Query, filters: Filters | None = None,
+                         within: set[str] | None = None) -> set[str] | None:
         """The passages of ``allowed_refs`` (None for all of them)."""
         cat = self.catalogue
-        refs = self.allowed_refs(query, filters or Filters())
+        refs = self.allowed_refs(query, filters or Filters(), within)
         return None if refs is None else {pid for r in refs for pid in cat.by_ref.get(r, ())}
 
     # -- search ---------------------------------------------------------------------------------
@@ -174,8 +181,9 @@ class Retriever:
         mode: str = "hybrid",
         per_decision: int = PER_DECISION,
         query: Query | None = None,
+        within: set[str] | None = None,
     ) -> list[Hit]:
-        """The best ``k`` passages for ``question``.
+        """The best ``k`` passages for ``question`` (of the decisions ``within``, if given).
 
         ``mode`` is ``hybrid`` (default: the ranking function over both retrievers' candidates),
         ``dense`` or ``bm25`` (one retriever's own order); ``per_decision`` caps passages of one
@@ -188,7 +196,7 @@ class Retriever:
         cat = self.catalogue
         if not cat.passages:
             return []
-        allowed = self.allowed_passages(query, filters)
+        allowed = self.allowed_passages(query, filters, within)
         if allowed is not None and not allowed:
             return []
         asked = None  # the paragraph named with its reference ("24 016 809 para 15")
@@ -224,14 +232,27 @@ class Retriever:
         scores = (ranker or self.ranker).probability(evidence.matrix)
         scored = dict(zip(evidence.pids, (float(v) for v in scores)))
         lexical = {pid: float(v) for pid, v in zip(evidence.pids, evidence.lexical)}
-        return self._order(scored, lexical, query, k, per_decision, asked)
+        return self._order(scored, lexical, query, k, per_decision, asked, self._contradicted(query, evidence))
+
+    def _contradicted(self, query: Query, evidence: Evidence) -> set[str]:
+        """Candidates from decisions whose outcome contradicts the one a "why" question states
+        ("why was it closed?" is not about an upheld decision): ranked after all the others.
+
+        The fitted weights cannot learn this (the tuning questions rarely need it: of the 33 "why"
+        questions the ranking orders that name an outcome, 31 have a gold decision with that
+        outcome, and the candidates near their top already share it), so it is a rule, like the
+        council a question names. ``python -m eval.fit_ranker`` prints those counts and measures
+        the ranking with the rule."""
+        if not (query.why and query.outcomes):
+            return set()
+        return {pid for pid, conflict in zip(evidence.pids, evidence.column("outcome_conflict")) if conflict}
 
     def _order(self, scored: dict[str, float], lexical: dict[str, float], query: Query, k: int,
-               per_decision: int, asked: str | None) -> list[tuple[str, float]]:
+               per_decision: int, asked: str | None, after: set[str] = frozenset()) -> list[tuple[str, float]]:
         if asked:
             scored[asked] = max(scored.values(), default=0.0) + 1.0
         # Ties go to the passage with more of the question's exact words.
-        ranked = sorted(scored.items(), key=lambda kv: (-kv[1], -lexical.get(kv[0], 0.0)))
+        ranked = sorted(scored.items(), key=lambda kv: (kv[0] in after, -kv[1], -lexical.get(kv[0], 0.0)))
         return self._select(ranked, query, k, per_decision)
 
     def evidence(self, query: Query, allowed: set[str] | None = None, n: int = CANDIDATES) -> Evidence:
@@ -284,6 +305,18 @@ class Retriever:
         best = np.maximum.reduceat(sims, starts)  # each passage's best window, in one call
         top = np.argsort(-best, kind="stable")[:n]
         return {pids[i]: float(best[i]) for i in top}
+
+    def coverage(self, query: Query, ref: str) -> float:
+        """The share of the question's words (weighted by IDF; a word the archive never uses
+        weighs most) that decision ``ref`` contains anywhere: low when the question is about
+        something the decision does not mention."""
+        cat = self.catalogue
+        postings = cat.lexical.postings(query.content, unindexed=True)
+        total = sum(idf for idf, _ in postings)
+        docs = cat.decision_docs.get(ref)
+        if not total or docs is None:
+            return 0.0
+        return sum(idf for idf, found in postings if np.isin(docs, found).any()) / total
 
     def is_boilerplate(self, pid: str) -> bool:
         return self.catalogue.is_boilerplate(pid)

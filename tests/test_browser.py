@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-QUESTION = "why was Mr X's complaint closed?"
+QUESTION = "why was the complaint by Mr X closed?"
 PARA_15 = "The Council acknowledges it should have held the strategy meeting"
 TIMEOUT = 90_000  # ms; the machines are shared and slow
 EVIL_SCRIPT = "<script>window.__xss=1</script>"

@@ -93,8 +93,7 @@ def test_a_decision_rewritten_without_its_part_is_remade_from_the_store(seeds_ar
         assert parts.hashes()["24 000 184"] == d.content_hash
     finally:
         parts.close()
-    fresh = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
-    fresh._embedder = embedder
+    fresh = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder, embedder=embedder)
     hits = fresh.retriever.search("the Authority", k=20, mode="bm25")
     assert any(h.ref == "24 000 184" and "the Authority" in h.text for h in hits)
 

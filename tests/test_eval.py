@@ -11,17 +11,22 @@ import pytest
 from click.testing import CliRunner
 
 from eval.metrics import Judged, mean, per_question
-from eval.run import QUESTIONS, evaluate_archive, format_table, load_questions
+from eval.run import QUESTIONS, UNSEEN, evaluate_archive, format_table, load_questions, load_sets
 from index.parse import parse_file
 from ui.cli import main
 
 from conftest import CORPUS_DIR, SEEDS_DIR
 
-# Measured with `ombudsman eval` (torch encoder) and lowered by a small margin; raise them when
-# retrieval improves, never lower them to let a change through.
-GATE_SEEDS_ONLY = {"recall@5": 0.78, "mrr@10": 0.76}
-GATE_CORPUS_SET = {"recall@5": 0.82, "mrr@10": 0.83}
-GATE_SEEDS_SET_WITH_CORPUS = {"recall@5": 0.80, "mrr@10": 0.70}
+# Measured with `ombudsman eval` (default encoder) and lowered by a margin of about 0.03; raise
+# them when retrieval improves, never lower them to let a change through. The unseen questions
+# are gated too: not to tune on them, but so that a change that loses quality on questions nobody
+# tuned for does not land.
+GATES = {
+    ("corpus", "tuning"): {"recall@5": 0.90, "success@1": 0.76, "mrr@10": 0.83, "hit@1": 0.89},
+    ("corpus", "unseen"): {"recall@5": 0.89, "success@1": 0.64, "mrr@10": 0.76, "hit@1": 0.89},
+    ("seeds", "tuning"): {"recall@5": 0.75, "mrr@10": 0.70},
+    ("seeds", "unseen"): {"recall@5": 0.75, "mrr@10": 0.70},
+}
 
 
 def test_metrics_match_a_hand_computed_example():
@@ -47,9 +52,10 @@ def test_decision_hit_counts_any_paragraph_of_a_gold_decision():
     assert rows["q"]["hit@1"] == 1.0 and rows["q"]["recall@1"] == 0.0
 
 
-def test_question_set_is_large_varied_and_its_gold_paragraphs_exist():
-    questions = load_questions()
-    assert len(questions) >= 120
+@pytest.mark.parametrize("path", [QUESTIONS, UNSEEN])
+def test_question_sets_are_large_varied_and_their_gold_paragraphs_exist(path):
+    questions = load_questions(path)
+    assert len(questions) >= 200
     kinds = Counter(q.kind for q in questions)
     assert set(kinds) == {"why", "fact", "paraphrase", "reference", "law", "negative"}
     assert kinds["negative"] >= 12
@@ -75,41 +81,42 @@ def test_a_malformed_question_set_is_an_error_naming_file_and_line(tmp_path):
         load_questions(bad)
 
 
-def _overall(report, retriever="hybrid"):
-    return report.results[retriever].overall
-
-
 def test_gate_hybrid_retrieval_on_the_seeds_index(seeds_archive):
-    report = evaluate_archive(seeds_archive, load_questions(), answers=False)
-    assert report.scored >= 30 and report.skipped  # corpus questions are skipped, and counted
-    for metric, floor in GATE_SEEDS_ONLY.items():
-        assert _overall(report)[metric] >= floor, format_table(report)
+    report = evaluate_archive(seeds_archive, load_sets(), answers=False)
+    assert report.scored["tuning"] >= 30 and report.skipped  # corpus questions are skipped, and counted
+    hybrid = report.results["hybrid"]
+    for split in ("tuning", "unseen"):
+        for metric, floor in GATES[("seeds", split)].items():
+            assert hybrid.overall[split][metric] >= floor, format_table(report)
 
 
 def test_gate_hybrid_retrieval_on_seeds_and_corpus(corpus_archive):
-    report = evaluate_archive(corpus_archive, load_questions(), answers=False)
+    report = evaluate_archive(corpus_archive, load_sets(), answers=False)
     assert not report.skipped
     hybrid = report.results["hybrid"]
-    for metric, floor in GATE_CORPUS_SET.items():
-        assert hybrid.by_set["corpus"][metric] >= floor, format_table(report)
-    for metric, floor in GATE_SEEDS_SET_WITH_CORPUS.items():
-        assert hybrid.by_set["seeds"][metric] >= floor, format_table(report)
-    # The reason hybrid retrieval exists: it beats each of its parts.
-    for metric in ("recall@5", "mrr@10"):
-        assert hybrid.overall[metric] > report.results["bm25"].overall[metric]
-        assert hybrid.overall[metric] > report.results["dense"].overall[metric]
+    for split in ("tuning", "unseen"):
+        for metric, floor in GATES[("corpus", split)].items():
+            assert hybrid.overall[split][metric] >= floor, format_table(report)
+        # The reason the ranking function exists: it beats each retriever alone.
+        for metric in ("recall@5", "mrr@10"):
+            assert hybrid.overall[split][metric] > report.results["bm25"].overall[split][metric]
+            assert hybrid.overall[split][metric] > report.results["dense"].overall[split][metric]
 
 
 def test_eval_command_prints_the_table_with_every_retriever(seeds_archive):
     args = ["--index", str(seeds_archive.store_config.index_dir), "--encoder", seeds_archive.embedder.encoder]
     result = CliRunner().invoke(main, [*args, "eval"])
     assert result.exit_code == 0, result.output
-    assert "| retriever | recall@1 | recall@3 | recall@5 | recall@10 | mrr@10 | ndcg@10 | hit@1 |" in result.output
+    assert ("| retriever | split | recall@1 | recall@3 | recall@5 | recall@10 | success@1 | mrr@10 | ndcg@10 | hit@1 |"
+            in result.output)
     for name in ("bm25", "dense", "hybrid"):
-        assert f"| {name} |" in result.output
+        for split in ("tuning", "unseen"):
+            assert f"| {name} | {split} |" in result.output
     assert "skipped: gold decisions not indexed" in result.output
-    assert "Answer-level checks" in result.output
-    assert "- citations_containing_their_sentence: 1.000" in result.output
+    assert "| check | tuning | unseen |" in result.output
+    assert "| citations_containing_their_sentence | 1.000 | 1.000 |" in result.output
+    # Failing tuning questions are listed; unseen ones only counted.
+    assert "(not listed: the unseen questions measure" in result.output or "Unseen questions" not in result.output
 
 
 def test_eval_command_runs_one_retriever_and_another_set(seeds_archive, tmp_path: Path):
@@ -122,5 +129,5 @@ def test_eval_command_runs_one_retriever_and_another_set(seeds_archive, tmp_path
     import json
 
     body = json.loads(result.output)
-    assert list(body["retrievers"]) == ["bm25"] and body["scored"] == 1
+    assert list(body["retrievers"]) == ["bm25"] and body["scored"] == {"tuning": 1}
     assert QUESTIONS.name == "questions.jsonl"

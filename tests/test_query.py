@@ -119,7 +119,7 @@ def test_hull_is_not_the_east_riding_or_the_hospital_trust(names):
 
 
 def test_a_question_naming_no_authority_finds_none(names):
-    for text in ("why was Mr X's complaint closed?", "what did the council do?", "county council delays"):
+    for text in ("why was the complaint by Mr X closed?", "what did the council do?", "county council delays"):
         assert names.find(text) == [], text
 
 
@@ -150,7 +150,7 @@ def test_short_name_drops_the_kind_of_authority(authority, short):
 @pytest.mark.parametrize(
     "text, aliases",
     [
-        ("why was Mr X's complaint closed?", ("Mr X",)),
+        ("why was the complaint by Mr X closed?", ("Mr X",)),
         ("Mr X’s complaint", ("Mr X",)),
         ("what did mrs b complain about", ("Mrs B",)),
         ("MR X", ("Mr X",)),
@@ -197,7 +197,7 @@ def test_a_question_with_no_outcome_words_has_no_outcome():
 
 # -- why and the law ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["why was Mr X's complaint closed?", "Why did the Ombudsman not investigate?",
+@pytest.mark.parametrize("text", ["why was the complaint by Mr X closed?", "Why did the Ombudsman not investigate?",
                                   "what were the reasons for the decision?"])
 def test_why_questions_are_recognised(text):
     q = understand(text)
@@ -217,7 +217,7 @@ def test_questions_about_powers_or_the_law_are_recognised(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["why was Mr X's complaint closed?", "what did the council say about the Safety Plan?",
+    ["why was the complaint by Mr X closed?", "what did the council say about the Safety Plan?",
      "Mr X's 2 children were moved", "Mrs B's 2023 complaint about bins", "it's 3 years since I complained"],
 )
 def test_ordinary_questions_are_not_about_the_law(text):

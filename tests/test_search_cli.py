@@ -15,7 +15,7 @@ from ui.cli import main
 pytestmark = pytest.mark.slow
 
 HIT_FIELDS = {"ref", "paragraph", "section", "authority", "outcome", "decision_date", "url", "text", "score"}
-WHY_CLOSED = "why was Mr X's complaint closed?"
+WHY_CLOSED = "why was the complaint by Mr X closed?"
 
 
 @pytest.fixture(scope="module")

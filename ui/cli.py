@@ -256,21 +256,21 @@ def search(settings: Settings, question: str | None, k: int, mode: str, queries:
 
 
 @main.command("eval")
-@click.option("--set", "question_set", type=click.Path(path_type=Path, dir_okay=False),
-              help="Question set (JSONL); default: eval/questions.jsonl.")
+@click.option("--set", "question_sets", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Question set (JSONL, repeatable); default: the tuning and the unseen questions, side by side.")
 @click.option("--retriever", "retrievers", multiple=True, type=click.Choice(["bm25", "dense", "hybrid"]),
               help="Run only this retriever (repeatable); default: all, side by side.")
 @click.option("--no-answers", is_flag=True, help="Skip the answer-level checks (retrieval metrics only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_settings
 @_guard
-def eval_command(settings: Settings, question_set: Path | None, retrievers: tuple[str, ...], no_answers: bool,
+def eval_command(settings: Settings, question_sets: tuple[Path, ...], retrievers: tuple[str, ...], no_answers: bool,
                  as_json: bool) -> None:
-    """Run the retrieval eval suite: Recall@1/3/5/10, MRR@10, nDCG@10, Hit@1 per retriever and kind,
-    the failing questions, and the answer-level checks."""
-    from eval.run import QUESTIONS, RETRIEVERS, evaluate_archive, format_table, load_questions
+    """Run the retrieval eval suite: Recall@1/3/5/10, Success@1, MRR@10, nDCG@10, Hit@1 per retriever,
+    split (tuning, unseen) and kind, the failing tuning questions, and the answer-level checks."""
+    from eval.run import RETRIEVERS, SETS, evaluate_archive, format_table, load_sets
 
-    questions = load_questions(question_set or QUESTIONS)
+    questions = load_sets(question_sets or SETS)
     report = evaluate_archive(settings.archive, questions, retrievers or RETRIEVERS, answers=not no_answers)
     if as_json:
         _echo_json(report.to_json())
