@@ -110,11 +110,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--encoder", default="auto")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "eval" / "results" / "search.json")
+    parser.add_argument("--set", type=Path, default=None, help="questions to search (default: the tuning questions)")
     args = parser.parse_args()
     if not CORPUS.is_dir():
         raise SystemExit(f"the corpus is not at {CORPUS}: this benchmark recombines its paragraphs")
     embedder = load_embedder(args.encoder)
-    questions = [q.question for q in load_questions()]
+    questions = [q.question for q in (load_questions(args.set) if args.set else load_questions())]
     recombiner = Recombiner(real_decisions([SEEDS_DIR, CORPUS]), embedder)
     root = Path(tempfile.mkdtemp(prefix="ombudsman-bench-"))
     results = {"encoder": embedder.label, "questions": len(questions), "sizes": []}

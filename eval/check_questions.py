@@ -5,6 +5,11 @@ Every gold reference must parse from the seeds or the corpus, every gold paragra
 which kind it is. Run it after writing or editing questions:
 
     python -m eval.check_questions eval/questions.jsonl eval/unseen.jsonl
+    python -m eval.check_questions --overlap eval/questions.jsonl eval/unseen.jsonl
+
+``--overlap`` embeds the questions of the first set and of the second and lists every pair
+closer than ``OVERLAP_COSINE``: a tuning question that close to an unseen one would make the
+unseen figures a measure of tuning. Such tuning questions are removed from the tuning set.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from index.parse import parse_file
 from index.passage import SUMMARY
 
 KINDS = ("why", "fact", "paraphrase", "reference", "law", "negative")
+# Questions of two sets this close (cosine of their all-MiniLM-L6-v2 vectors) count as one question
+# asked twice. Pairs at 0.80 and above, read side by side, were rewordings of each other (the same
+# detail of the same decision asked the same way); below it they ask different things.
+OVERLAP_COSINE = 0.80
 NEGATIVE_KINDS = ("council", "topic", "mismatch")
 
 
@@ -102,10 +111,37 @@ def problems(path: Path, known: dict[str, Decision]) -> list[str]:
     return out
 
 
+def overlaps(first: Path, second: Path, embedder=None) -> list[tuple[float, str, str]]:
+    """(cosine, id in ``first``, id in ``second``) for every pair of questions closer than
+    ``OVERLAP_COSINE``, closest first."""
+    import numpy as np
+
+    from index.embedder import load_embedder
+
+    def questions(path: Path) -> list[tuple[str, str]]:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [(q["id"], q["question"]) for q in rows]
+
+    a, b = questions(first), questions(second)
+    embedder = embedder or load_embedder("auto")
+    sims = embedder.embed([q for _, q in a]) @ embedder.embed([q for _, q in b]).T
+    pairs = [(float(sims[i, j]), a[i][0], b[j][0]) for i, j in zip(*np.nonzero(sims >= OVERLAP_COSINE))]
+    return sorted(pairs, reverse=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+", type=Path)
+    parser.add_argument("--overlap", action="store_true", help="list near-copies across two sets instead")
     args = parser.parse_args(argv)
+    if args.overlap:
+        if len(args.sets) != 2:
+            parser.error("--overlap compares two sets")
+        pairs = overlaps(*args.sets)
+        for cos, x, y in pairs:
+            print(f"{cos:.3f} {x} {y}")
+        print(f"{len(pairs)} pairs at cosine {OVERLAP_COSINE} or more")
+        return 1 if pairs else 0
     known = decisions()
     found = [p for path in args.sets for p in problems(path, known)]
     for p in found:

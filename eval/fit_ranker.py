@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", type=str, default=str(QUESTIONS), help="the tuning questions")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--write", action="store_true", help=f"save the chosen weights to {RANKER_FILE.name}")
+    parser.add_argument("--out", type=Path, default=RANKER_FILE, help="where --write saves them")
     args = parser.parse_args(argv)
     if "unseen" in Path(args.set).name:
         parser.error("the unseen questions are never fitted on; give the tuning questions")
@@ -258,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             "per_decision_caps": caps,
         }
         r = fit.ranker
-        Ranker(r.features, r.mean, r.scale, r.weights, r.bias, meta).save()
-        print(f"\nwrote {RANKER_FILE}")
+        Ranker(r.features, r.mean, r.scale, r.weights, r.bias, meta).save(args.out)
+        print(f"\nwrote {args.out}")
     return 0
 
 

@@ -296,14 +296,14 @@ class Store:
         """The stored decision; ``KeyError`` with the nearest indexed references when absent."""
         ref = normalise_reference(reference)
         slug = ref.replace(" ", "-")
-        found = self._decision_docs([slug]).get(slug)
+        found = self.read_decisions([slug]).get(slug)
         if found:
             return found[0]
         near = nearest_references(ref, list(self.complete_records()))
         hint = f"; the nearest indexed references are {', '.join(near)}" if near else ""
         raise KeyError(f"decision {ref} is not in the {self.config.description}{hint}")
 
-    def _decision_docs(self, slugs: list[str]) -> dict[str, tuple[Decision, str]]:
+    def read_decisions(self, slugs: list[str]) -> dict[str, tuple[Decision, str]]:
         """Complete decisions and their content hashes by slug, read from their stored JSON (absent
         or incomplete: left out)."""
         out: dict[str, tuple[Decision, str]] = {}
@@ -316,15 +316,16 @@ class Store:
                     out[slug] = decision, md.get("content_hash", "")
         return out
 
-    def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
-        """Whole passages by passage id (``24-016-809#15``), from their decisions' stored JSON."""
+    def passages(self, ids: list[str], read=None) -> dict[str, StoredPassage]:
+        """Whole passages by passage id (``24-016-809#15``), from their decisions' stored JSON
+        (``read``: how to read decisions by slug; default ``read_decisions``, a caller may cache)."""
         wanted: dict[str, list[str]] = {}
         for pid in dict.fromkeys(ids):
             slug, _, paragraph = pid.partition("#")
             if paragraph == SUMMARY or paragraph.isdigit():
                 wanted.setdefault(slug, []).append(paragraph)
         out: dict[str, StoredPassage] = {}
-        for slug, (decision, content_hash) in self._decision_docs(list(wanted)).items():
+        for slug, (decision, content_hash) in (read or self.read_decisions)(list(wanted)).items():
             for paragraph in wanted[slug]:
                 p = stored_passage(decision, content_hash, paragraph)
                 if p is not None:
@@ -335,7 +336,7 @@ class Store:
         """Complete decisions (all, or those of ``refs``), read a page at a time from their JSON."""
         if refs is not None:
             slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
-            yield from (d for d, _ in self._decision_docs(slugs).values())
+            yield from (d for d, _ in self.read_decisions(slugs).values())
             return
         for got in self._pages(self.decisions_collection, include=["documents", "metadatas"]):
             for md, doc in zip(got["metadatas"], got["documents"]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,6 +47,16 @@ FEATURES = (
     "log_tokens",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
+
+
+@lru_cache(maxsize=4096)
+def _category_tokens(category: str) -> frozenset[str]:
+    return frozenset(tokenize(category.replace(">", " ")))
+
+
+@lru_cache(maxsize=4096)
+def _heading_role(heading: str) -> str:
+    return section_role(heading)
 
 
 def section_role(section: str, paragraph: int | str = 0) -> str:
@@ -92,10 +103,12 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _cosines(cat: Catalogue, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    if cat.vectors is None or not len(rows):
-        return np.zeros(len(rows), dtype=np.float32)
-    return np.asarray(cat.vectors[rows], dtype=np.float32) @ vector
+def _contains(positions: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Per document position, whether it is among ``docs`` (sorted, as BM25 postings are)."""
+    if not len(docs):
+        return np.zeros(len(positions), dtype=bool)
+    at = np.searchsorted(docs, positions).clip(max=len(docs) - 1)
+    return docs[at] == positions
 
 
 def _coverage(positions: np.ndarray, postings: list[tuple[float, np.ndarray]]) -> np.ndarray:
@@ -105,8 +118,28 @@ def _coverage(positions: np.ndarray, postings: list[tuple[float, np.ndarray]]) -
     if not total:
         return out
     for idf, docs in postings:
-        out += idf * np.isin(positions, docs)
+        out += idf * _contains(positions, docs)
     return out / total
+
+
+def _grouped(cat: Catalogue, groups: list[np.ndarray], vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For groups of vector rows: each group's best cosine and the cosine of its rows' sum (its
+    direction as a whole), in one read of the vector copy. Empty groups score 0."""
+    sizes = np.array([len(g) for g in groups])
+    best, whole = np.zeros(len(groups)), np.zeros(len(groups))
+    if cat.vectors is None or not sizes.sum():
+        return best, whole
+    rows = np.concatenate([g for g in groups if len(g)])
+    block = np.asarray(cat.vectors[rows], dtype=np.float32)
+    sims = block @ vector
+    starts = np.concatenate(([0], np.cumsum(sizes[sizes > 0])[:-1]))
+    filled = np.flatnonzero(sizes > 0)
+    best[filled] = np.maximum.reduceat(sims, starts)
+    sums = np.add.reduceat(block, starts, axis=0)
+    norms = np.linalg.norm(sums, axis=1)
+    norms[norms == 0] = 1.0
+    whole[filled] = (sums @ vector) / norms
+    return best, whole
 
 
 def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | None,
@@ -124,23 +157,20 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     if not n:
         return Evidence([], m, np.zeros(0), np.zeros(0))
     vector = None if vector is None else np.asarray(vector, dtype=np.float32)
+    empty = np.zeros(0, dtype=np.int64)
 
     # -- passages ---------------------------------------------------------------------------
     dense = np.zeros(n)
     if vector is not None:
         if cat.vectors is not None:
-            for i, pid in enumerate(pids):
-                rows = cat.rows.get(pid)
-                if rows:
-                    dense[i] = float(np.max(_cosines(cat, np.asarray(rows), vector)))
+            dense, _ = _grouped(cat, [np.asarray(cat.rows.get(pid, empty)) for pid in pids], vector)
         elif dense_known:
             dense = np.array([dense_known.get(pid, 0.0) for pid in pids])
     top_bm25 = float(bm25.max()) if bm25 is not None and len(bm25) else 0.0
+    positions = np.array([cat.lexical.position(pid) for pid in pids])
     lexical = np.zeros(n)
     if bm25 is not None and top_bm25 > 0:
-        for i, pid in enumerate(pids):
-            pos = cat.lexical.position(pid)
-            lexical[i] = float(bm25[pos]) if pos >= 0 else 0.0
+        lexical = np.where(positions >= 0, bm25[positions.clip(min=0)], 0.0).astype(np.float64)
     m[:, INDEX["dense"]] = dense
     m[:, INDEX["dense_gap"]] = dense - dense.max() if vector is not None else 0.0
     m[:, INDEX["lexical"]] = lexical / top_bm25 if top_bm25 > 0 else 0.0
@@ -151,60 +181,60 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
         rrf += np.where(lexical > 0, 1.0 / (RRF_K + 1 + _ranks(lexical)), 0.0)
     m[:, INDEX["rrf"]] = rrf * (RRF_K + 1) / 2  # first in both rankings scores 1
     postings = cat.lexical.postings(query.lexical_content) if bm25 is not None else []
-    positions = np.array([cat.lexical.position(pid) for pid in pids])
     m[:, INDEX["coverage"]] = _coverage(positions, postings)
 
     # -- decisions --------------------------------------------------------------------------
     refs = [cat.passages[pid].ref for pid in pids]
-    per_decision: dict[str, tuple[float, ...]] = {}
-    for ref in dict.fromkeys(refs):
-        d_dense = s_dense = d_lex = s_lex = d_cov = d_top3 = d_mean = 0.0
-        summary = f"{ref.replace(' ', '-')}#{SUMMARY}"
-        if vector is not None and cat.vectors is not None:
-            rows = cat.decision_rows.get(ref)
-            if rows is not None and len(rows):
-                d_dense = float(np.max(_cosines(cat, rows, vector)))
-                # The decision as a whole: the direction of all its windows together.
-                centre = np.asarray(cat.vectors[rows], dtype=np.float32).sum(axis=0)
-                d_mean = float(centre @ vector / (np.linalg.norm(centre) or 1.0))
-            srows = cat.rows.get(summary)
-            s_dense = float(np.max(_cosines(cat, np.asarray(srows), vector))) if srows else d_dense
-        if top_bm25 > 0:
-            docs = cat.decision_docs.get(ref)
-            docs = docs[docs >= 0] if docs is not None else docs
-            if docs is not None and len(docs):
-                d_lex = float(bm25[docs].max()) / top_bm25
-                d_top3 = float(np.sort(bm25[docs])[-3:].sum()) / top_bm25
-                total = sum(idf for idf, _ in postings)
-                d_cov = sum(idf for idf, found in postings if np.isin(docs, found).any()) / total if total else 0.0
-            pos = cat.lexical.position(summary)
-            s_lex = float(bm25[pos]) / top_bm25 if pos >= 0 else 0.0
-        per_decision[ref] = (d_dense, s_dense, d_lex, s_lex, d_cov, d_top3, d_mean)
-    decision_dense = np.array([per_decision[r][0] for r in refs])
-    decision_lexical = np.array([per_decision[r][2] for r in refs])
-    m[:, INDEX["dense_decision_gap"]] = dense - decision_dense
-    m[:, INDEX["lexical_decision_gap"]] = m[:, INDEX["lexical"]] - decision_lexical
-    m[:, INDEX["decision_coverage"]] = [per_decision[r][4] for r in refs]
-    m[:, INDEX["decision_lexical_top3"]] = [per_decision[r][5] for r in refs]
-    m[:, INDEX["decision_centroid"]] = [per_decision[r][6] for r in refs]
-    order = list(per_decision)
-    for name, col in (("decision_dense_rank", 0), ("decision_lexical_rank", 2)):
-        ranks = _ranks(np.array([per_decision[r][col] for r in order]))
-        rank_of = dict(zip(order, ranks))
-        m[:, INDEX[name]] = [1.0 / (1.0 + rank_of[r]) for r in refs]
-    m[:, INDEX["decision_dense"]] = decision_dense
-    m[:, INDEX["decision_dense_gap"]] = decision_dense - decision_dense.max() if vector is not None else 0.0
-    m[:, INDEX["summary_dense"]] = [per_decision[r][1] for r in refs]
-    m[:, INDEX["decision_lexical"]] = decision_lexical
-    m[:, INDEX["summary_lexical"]] = [per_decision[r][3] for r in refs]
+    order = list(dict.fromkeys(refs))
+    k = len(order)
+    d_dense, d_mean, s_dense = np.zeros(k), np.zeros(k), np.zeros(k)
+    summaries = [f"{ref.replace(' ', '-')}#{SUMMARY}" for ref in order]
+    if vector is not None and cat.vectors is not None:
+        d_dense, d_mean = _grouped(cat, [cat.decision_rows.get(ref, empty) for ref in order], vector)
+        s_dense, _ = _grouped(cat, [np.asarray(cat.rows.get(pid, empty)) for pid in summaries], vector)
+        s_dense = np.where([pid in cat.rows for pid in summaries], s_dense, d_dense)
+    d_lex, s_lex, d_cov, d_top3 = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
+    if top_bm25 > 0:
+        groups = [cat.decision_docs.get(ref, empty) for ref in order]
+        groups = [g[g >= 0] for g in groups]
+        sizes = np.array([len(g) for g in groups])
+        filled = np.flatnonzero(sizes > 0)
+        if len(filled):
+            docs = np.concatenate([groups[i] for i in filled])
+            starts = np.concatenate(([0], np.cumsum(sizes[filled])[:-1]))
+            scores = bm25[docs]
+            d_lex[filled] = np.maximum.reduceat(scores, starts) / top_bm25
+            d_top3[filled] = [float(np.sort(scores[a:a + sizes[i]])[-3:].sum()) / top_bm25
+                              for a, i in zip(starts, filled)]
+            total = sum(idf for idf, _ in postings)
+            if total:
+                has = np.zeros(len(filled))
+                for idf, found in postings:
+                    has += idf * (np.maximum.reduceat(_contains(docs, found).astype(np.int8), starts) > 0)
+                d_cov[filled] = has / total
+        spos = np.array([cat.lexical.position(pid) for pid in summaries])
+        s_lex = np.where(spos >= 0, bm25[spos.clip(min=0)], 0.0) / top_bm25
+    at = {ref: i for i, ref in enumerate(order)}
+    idx = np.array([at[r] for r in refs])
+    m[:, INDEX["decision_dense"]] = d_dense[idx]
+    m[:, INDEX["decision_dense_gap"]] = d_dense[idx] - d_dense.max() if vector is not None else 0.0
+    m[:, INDEX["summary_dense"]] = s_dense[idx]
+    m[:, INDEX["decision_lexical"]] = d_lex[idx]
+    m[:, INDEX["summary_lexical"]] = s_lex[idx]
+    m[:, INDEX["dense_decision_gap"]] = dense - d_dense[idx]
+    m[:, INDEX["lexical_decision_gap"]] = m[:, INDEX["lexical"]] - d_lex[idx]
+    m[:, INDEX["decision_coverage"]] = d_cov[idx]
+    m[:, INDEX["decision_lexical_top3"]] = d_top3[idx]
+    m[:, INDEX["decision_centroid"]] = d_mean[idx]
+    m[:, INDEX["decision_dense_rank"]] = (1.0 / (1.0 + _ranks(d_dense)))[idx]
+    m[:, INDEX["decision_lexical_rank"]] = (1.0 / (1.0 + _ranks(d_lex)))[idx]
 
     # -- sections and what the question names ----------------------------------------------
     question_tokens = set(tokenize(query.content))
-    category_tokens: dict[str, set[str]] = {}
     for i, pid in enumerate(pids):
         row = cat.passages[pid]
         decision = cat.decisions.get(row.ref, {})
-        role = section_role(row.section, row.paragraph)
+        role = "summary" if row.paragraph == SUMMARY else _heading_role(row.section)
         if role in ROLES:
             m[i, INDEX[f"role_{role}"]] = 1.0
         if query.why:
@@ -228,9 +258,7 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
             same = decision.get("outcome") in query.outcomes
             m[i, INDEX["outcome_match"]] = float(same)
             m[i, INDEX["outcome_conflict"]] = float(not same and bool(decision.get("outcome")))
-        if row.ref not in category_tokens:
-            category_tokens[row.ref] = set(tokenize(decision.get("category", "").replace(">", " ")))
-        words = category_tokens[row.ref]
+        words = _category_tokens(decision.get("category", ""))
         if words:
             m[i, INDEX["category_overlap"]] = len(words & question_tokens) / len(words)
         if query.provision is not None:

@@ -20,7 +20,7 @@ from index.lexical import tokenize
 from index.passage import SUMMARY
 from rag.citation import PARAGRAPH_RE, available
 from rag.councils import unindexed_places
-from rag.parameters import MAX_DECISIONS, NOT_FOUND_BELOW, RETRIEVED
+from rag.parameters import ANSWERABLE_FROM, MAX_DECISIONS, RETRIEVED, SENTENCE_FLOOR
 from rag.query import Query, aliases_fit
 from rag.retriever import Filters, Hit, Retriever
 from rag.similarity import Similarity
@@ -55,6 +55,12 @@ def _norm(text: str) -> str:
     return " " + re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", text.lower().replace("&", " and "))).strip() + " "
 
 
+def relevance(hits: list[Hit]) -> float:
+    """How likely the best retrieved passage answers the question: the ranking function's
+    calibrated probability for it (0 with no hits)."""
+    return hits[0].score if hits else 0.0
+
+
 def join_notes(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
 
@@ -83,7 +89,7 @@ class Plan:
     note: str = ""
     missing: str = ""
     candidates: list[dict] = field(default_factory=list)
-    relevance: float = 0.0
+    relevance: float = 0.0  # the ranking function's probability that its first passage answers
 
     def refuse(self, why: str, note: str) -> "Plan":
         self.found, self.refused, self.note = False, why, join_notes(note, self.note)
@@ -115,7 +121,7 @@ class Planner:
             return self._plan_references(question, search, query, filters, resolved)
 
         hits = retriever.search(search, k=RETRIEVED, filters=filters, query=query)
-        if scope and self.similarity.relevance(query, hits) < NOT_FOUND_BELOW:
+        if scope and relevance(hits) < ANSWERABLE_FROM:
             # The follow-up was not about the decision under discussion after all: search everything.
             filters = replace(filters, ref="")
             scope, resolved = "", ""
@@ -126,13 +132,19 @@ class Planner:
             names = " and ".join(unknown)
             return plan.refuse(COUNCIL, f"{names} {'is' if len(unknown) == 1 else 'are'} not among the indexed "
                                         f"authorities ({len(cat.decisions)} decisions are indexed)")
-        plan.relevance = self.similarity.relevance(query, hits)
+        plan.relevance = relevance(hits)
         # A user who chose the decision (the reference filter) asks about it, however the question
         # is worded; a follow-up kept to the decision under discussion passed the test above.
         chosen = bool(filters.ref) and not scope
-        if not hits or (plan.relevance < NOT_FOUND_BELOW and not chosen):
-            return plan.refuse(TOPIC, f"no indexed paragraph is close enough to the question (best sentence "
-                                      f"similarity {plan.relevance:.2f}, needs {NOT_FOUND_BELOW:.2f})")
+        if not hits:
+            return plan.refuse(TOPIC, "no indexed paragraph shares a word or a meaning with the question")
+        if plan.relevance < ANSWERABLE_FROM and not chosen:
+            return plan.refuse(TOPIC, f"no indexed paragraph is close enough to the question (the best one answers "
+                                      f"it with probability {plan.relevance:.2f}, needs {ANSWERABLE_FROM:.2f})")
+        sentence = self.similarity.relevance(query, hits)
+        if sentence < SENTENCE_FLOOR and not chosen:
+            return plan.refuse(TOPIC, f"no indexed sentence is close enough to the question (best similarity "
+                                      f"{sentence:.2f}, needs {SENTENCE_FLOOR:.2f})")
         if query.aliases and not scope and not filters.ref and not self._keep_to_alias(plan, filters):
             return plan
         if not scope and not filters.ref and self._ambiguous(plan, filters):
@@ -159,9 +171,8 @@ class Planner:
         holders = {r for r in (self.retriever.allowed_refs(query, filters) or cat.decisions) if fits(r)}
         if holders:
             hits = self.retriever.search(plan.search, k=RETRIEVED, filters=filters, query=query, within=holders)
-            relevance = self.similarity.relevance(query, hits)
-            if hits and relevance >= NOT_FOUND_BELOW:
-                plan.hits, plan.relevance = hits, relevance
+            if hits and relevance(hits) >= ANSWERABLE_FROM:
+                plan.hits, plan.relevance = hits, relevance(hits)
                 return True
         plan.refuse(MISMATCH, f"no indexed decision about {named} matches the question; the closest decisions "
                               f"below are about other complainants")

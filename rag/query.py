@@ -47,7 +47,8 @@ _ALIAS_RE = re.compile(
 _YEAR_RE = re.compile(r"(?<![\d£$.,/-])(?:19[89]\d|20[0-4]\d)(?![\d,.]\d)")
 _COMPLAINT_RE = re.compile(
     r"\bwhat\s+(?:did|does|do|was|were|is)\s+(?:\w+\s+){0,4}?(?:complain\w*|unhappy|object\w*|upset)\b"
-    r"|\bwhat\s+(?:was|were|is)\s+(?:the\s+|\w+['’]s\s+|his\s+|her\s+|their\s+)?complaints?\s+(?:about|over)\b"
+    r"|\bwhat\s+(?:was|were|is)\s+(?:the\s+|(?:(?:mr|mrs|ms|miss|dr|mx)\.?\s+)?\w+['’]s\s+|his\s+|her\s+|their\s+)?"
+    r"complaints?\s+(?:about|over)\b"
     r"|\bwhat\s+(?:\w+\s+)?(?:complained|complains)\b", re.I)
 _ASKS_OUTCOME_RE = re.compile(
     r"\b(?:outcome|result|decid\w*|decision|conclu\w*|find|finding|found|fault|upheld|uphold|closed|close"
@@ -131,6 +132,7 @@ class AuthorityNames:
 
     names: list[tuple[str, str]] = field(default_factory=list)  # (normalised name, authority)
     is_word: Callable[[str], bool] | None = None
+    _index: dict | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, authorities: list[str], is_word: Callable[[str], bool] | None = None) -> "AuthorityNames":
@@ -151,20 +153,36 @@ class AuthorityNames:
         pairs.sort(key=lambda na: -len(na[0]))
         return cls(pairs, is_word)
 
+    def _by_first_word(self) -> dict[str, list[tuple[list[str], str, str]]]:
+        if self._index is None:
+            index: dict[str, list[tuple[list[str], str, str]]] = {}
+            for name, authority in self.names:
+                words = name.split()
+                index.setdefault(words[0], []).append((words, name, authority))
+            self._index = index
+        return self._index
+
     def find(self, text: str) -> list[str]:
         """Authorities named in ``text``; a longer name hides a shorter one inside it."""
         hay = _norm(text)
+        words = hay.split()
+        index = self._by_first_word()
+        matches = []  # (name length, first word, after last word, name, authority)
+        for i, w in enumerate(words):
+            for name_words, name, authority in index.get(w, ()):
+                if words[i : i + len(name_words)] == name_words:
+                    matches.append((len(name), i, i + len(name_words), name, authority))
+        matches.sort(key=lambda m: -m[0])
         found: list[str] = []
         taken: list[tuple[int, int]] = []
-        for name, authority in self.names:
+        for _, start, end, name, authority in matches:
             if not names_place(text, name):
                 continue  # "can I bury my mother" is not about Bury Council
-            for m in re.finditer(re.escape(f" {name} "), hay):
-                if any(s <= m.start() and m.end() <= e for s, e in taken):
-                    continue  # these words already named a longer authority
-                taken.append((m.start(), m.end()))
-                if authority not in found:
-                    found.append(authority)
+            if any(s <= start and end <= e for s, e in taken):
+                continue  # these words already named a longer authority
+            taken.append((start, end))
+            if authority not in found:
+                found.append(authority)
         if not found and self.is_word is not None:
             found = self._misspelt(hay)
         return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,7 +20,7 @@ from index.embedder import Embedder
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage
 from rag.evidence import Evidence, gather
-from rag.parameters import CANDIDATES, EXACT_DENSE_LIMIT, PER_DECISION
+from rag.parameters import CANDIDATES, DECISION_CACHE, EXACT_DENSE_LIMIT, PER_DECISION
 from rag.query import AuthorityNames, Query, outcome_named, understand
 from rag.ranker import Ranker, load_ranker
 
@@ -92,6 +93,9 @@ class Retriever:
         self._catalogue: Catalogue | None = None
         self._authorities: AuthorityNames | None = None
         self._lock = threading.Lock()
+        # Decisions read for hits, most recent last: a retriever lives as long as its catalogue
+        # (ingest makes a new one), so what it caches is what the catalogue describes.
+        self._decisions: OrderedDict[str, tuple] = OrderedDict()
 
     @property
     def catalogue(self) -> Catalogue:
@@ -344,10 +348,31 @@ class Retriever:
                 return out
         return (out + overflow)[:k]
 
+    def read_decisions(self, slugs: list[str]) -> dict[str, tuple]:
+        """``Store.read_decisions`` through a cache of the ``DECISION_CACHE`` decisions read last."""
+        with self._lock:
+            found = {s: self._decisions[s] for s in slugs if s in self._decisions}
+            for s in found:
+                self._decisions.move_to_end(s)
+        missing = [s for s in slugs if s not in found]
+        if missing:
+            read = self.store.read_decisions(missing)
+            with self._lock:
+                for s, value in read.items():
+                    self._decisions[s] = value
+                while len(self._decisions) > DECISION_CACHE:
+                    self._decisions.popitem(last=False)
+            found.update(read)
+        return found
+
+    def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
+        """Whole passages by id, read through the decision cache."""
+        return self.store.passages(ids, read=self.read_decisions)
+
     def _hits(self, chosen: list[tuple[str, float]], dense: dict[str, float], lexical: dict[str, float]) -> list[Hit]:
         if not chosen:
             return []
-        stored = self.store.passages([pid for pid, _ in chosen])
+        stored = self.passages([pid for pid, _ in chosen])
         hits = []
         for pid, score in chosen:
             p = stored.get(pid)
@@ -358,7 +383,7 @@ class Retriever:
 
     def passage(self, pid: str) -> Hit | None:
         """One passage by id (``24-016-809#15``), as a hit with score 1."""
-        got = self.store.passages([pid]).get(pid)
+        got = self.passages([pid]).get(pid)
         return hit_of(got, 1.0) if got else None
 
 

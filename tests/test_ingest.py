@@ -248,6 +248,33 @@ def test_the_model_label_is_recorded_and_another_encoder_is_refused(seeds_archiv
     assert fresh.counts() == (2, 33)
 
 
+def test_an_index_built_with_passages_in_another_context_says_what_to_run(seeds_archive, monkeypatch):
+    from index.passage import DEFAULT_CONTEXT
+
+    other = "decision" if DEFAULT_CONTEXT != "decision" else "heading"
+    monkeypatch.setenv("OMBUDSMAN_PASSAGE_CONTEXT", other)
+    with pytest.raises(StoreError) as e:
+        Store(seeds_archive.store_config).passages_collection()
+    assert f"embeds passages in the {DEFAULT_CONTEXT!r} context" in str(e.value)
+    assert "ombudsman ingest --rebuild PATH..." in str(e.value)
+    monkeypatch.setenv("OMBUDSMAN_PASSAGE_CONTEXT", "sideways")
+    with pytest.raises(ValueError, match="OMBUDSMAN_PASSAGE_CONTEXT='sideways' is not one of bare, heading, decision"):
+        Store(seeds_archive.store_config).passages_collection()
+
+
+def test_passages_are_embedded_with_the_context_the_index_records():
+    from index.parse import parse_file
+    from index.passage import passages_of
+
+    d = parse_file(SEEDS_DIR / "24-016-809.txt")
+    bare, heading, decision = (passages_of(d, c)[1] for c in ("bare", "heading", "decision"))
+    assert bare.embedding_text() == bare.text
+    assert heading.embedding_text() == f"The complaint. {bare.text}"
+    assert decision.embedding_text().startswith("Leicestershire County Council. Children's care services, Child protection. "
+                                                 "We will not investigate this complaint")
+    assert decision.embedding_text().endswith(f"The complaint. {bare.text}")
+
+
 def test_ingest_with_another_encoder_exits_with_the_reason(seeds_archive, embedder):
     result = CliRunner().invoke(main, [
         "--index", str(seeds_archive.store_config.index_dir), "--encoder", other_encoder(embedder),

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from index.lexical import tokenize
-from rag.query import CLOSED, NOT_UPHELD, UPHELD, AuthorityNames, names_place, short_name, understand
+from rag.query import (CLOSED, NOT_UPHELD, UPHELD, AuthorityNames, alias_fits, aliases_fit, names_place, short_name,
+                       understand, within_one_edit)
 
 # Authorities as the index names them, with the neighbours that make short names ambiguous.
 AUTHORITIES = [
@@ -293,3 +294,54 @@ def test_an_indexed_council_named_by_an_everyday_word_needs_it_used_as_a_name():
     assert names.find("can I bury my mother near the council offices?") == []
     assert names.find("Did Bury refuse my blue badge?") == ["Bury Metropolitan Borough Council"]
     assert names.find("reading borough council parking fine") == ["Reading Borough Council"]
+
+
+# -- misspelt councils and complainants' titles ------------------------------------------------------
+
+@pytest.mark.parametrize("typed, meant", [("nottinghamshre", "nottinghamshire"), ("leicstershire", "leicestershire"),
+                                          ("hartlepoole", "hartlepool"), ("lambteh", "lambeth"), ("lambeth", "lambeth")])
+def test_one_slip_of_the_keyboard_is_within_one_edit(typed, meant):
+    assert within_one_edit(typed, meant)
+
+
+@pytest.mark.parametrize("typed, other", [("nottingham", "nottinghamshire"), ("leicester", "leicestershire"),
+                                          ("button", "sutton1"), ("lambethh", "lambe")])
+def test_different_words_are_not_within_one_edit(typed, other):
+    assert not within_one_edit(typed, other)
+
+
+def test_a_misspelt_council_is_found_only_where_the_word_is_not_one_the_archive_uses():
+    names = AuthorityNames.of(["Nottinghamshire County Council", "Hartlepool Borough Council"],
+                              is_word=lambda w: w in {"nottinghamshir"})  # as if the archive used that word
+    assert names.find("why did hartlepoole refuse my blue badge") == ["Hartlepool Borough Council"]
+    assert names.find("nottinghamshir school transport") == []  # a word of the archive's own text
+    assert AuthorityNames.of(["Hartlepool Borough Council"]).find("hartlepoole") == []  # no vocabulary given
+
+
+def test_short_council_names_are_never_guessed_from_a_slip():
+    names = AuthorityNames.of(["London Borough of Sutton", "Medway Council"], is_word=lambda w: False)
+    assert names.find("the button on the form") == [] and names.find("midway through") == []
+
+
+@pytest.mark.parametrize("named, used, fits", [
+    ("Mrs D", "Mrs D", True), ("Mrs D", "Ms D", True), ("Miss D", "Mrs D", True), ("Mr D", "Mrs D", False),
+    ("Mr D", "Dr D", False), ("Dr X", "Dr X", True), ("Mrs D", "Mrs X", False),
+])
+def test_a_complainant_fits_a_decision_by_letter_and_kind_of_title(named, used, fits):
+    assert alias_fits(named, used) is fits
+
+
+def test_mr_and_mrs_d_fits_a_decision_about_either():
+    assert aliases_fit(("Mr D", "Mrs D"), ("Mrs D",)) and not aliases_fit(("Mr D", "Mrs D"), ("Mrs X", "Mr X"))
+
+
+@pytest.mark.parametrize("text, years", [("what happened in 2021?", (2021,)), ("since 2019 and in 2020", (2019, 2020)),
+                                         ("paid £2020 for 24 016 809", ()), ("no year here", ())])
+def test_years_named_are_understood_but_not_sums_or_references(text, years):
+    assert understand(text).years == years
+
+
+@pytest.mark.parametrize("text, asks", [("what did Mrs B complain about?", True), ("what was Mr X's complaint about", True),
+                                        ("why was my complaint about the bins closed", False)])
+def test_a_question_about_what_was_complained_of_is_recognised(text, asks):
+    assert understand(text).complaint is asks

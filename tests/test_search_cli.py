@@ -78,7 +78,9 @@ def test_search_prints_readable_hits_without_json(run):
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
 def test_search_mode_option(run, mode):
     hits = search_json(run, WHY_CLOSED, "--mode", mode, "--k", "3")
-    assert len(hits) == 3 and hits[0]["ref"] == "24 016 809"
+    assert len(hits) == 3 and "24 016 809" in [h["ref"] for h in hits]
+    if mode == "hybrid":  # the ranking function over both retrievers settles which decision
+        assert hits[0]["ref"] == "24 016 809"
 
 
 def test_k_limits_the_number_of_hits(run):

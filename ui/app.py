@@ -425,21 +425,22 @@ class App:
 
     def run_eval(self, progress=gr.Progress()) -> tuple[str, list[list[str]], str]:
         """(metrics table as Markdown, failing questions, notice)."""
-        from eval.run import QUESTIONS, evaluate_archive, format_table, load_questions
+        from eval.run import evaluate_archive, format_table, load_sets
 
         progress(0, desc="Running the eval suite…")
         try:
             started = time.perf_counter()
-            report = evaluate_archive(self.archive, load_questions(QUESTIONS))
+            report = evaluate_archive(self.archive, load_sets())
             seconds = time.perf_counter() - started
         except USER_ERRORS as e:
             return "", [], render.notice(user_message(e))
         table = format_table(replace(report, failures=[]))
         failures = [[f["id"], f["kind"], f["question"], ", ".join(f["gold"]), ", ".join(f["retrieved"])]
                     for f in report.failures]
+        scored = ", ".join(f"{n} {split}" for split, n in report.scored.items())
         note = render.notice(
-            f"{report.scored} questions scored in {seconds:.1f} s; {len(failures)} with no gold paragraph "
-            "in the hybrid top 5.", kind="info")
+            f"{scored} questions scored in {seconds:.1f} s; {len(failures)} tuning questions with no gold "
+            f"paragraph in the hybrid top 5 (and {report.unseen_failures} unseen ones, not listed).", kind="info")
         return table, failures, note
 
 
@@ -536,9 +537,10 @@ def build_app(archive) -> gr.Blocks:
                         decision = gr.HTML(render.EMPTY_DECISION, js_on_load=None, elem_id="decision-view")
 
             with gr.Tab("Eval", id="eval", elem_id="tab-eval"):
-                gr.HTML('<p class="tab-intro">Runs the retrieval eval suite (eval/questions.jsonl) against this '
-                        "index: BM25, dense and hybrid side by side. Questions about decisions that are not "
-                        "indexed are skipped.</p>", js_on_load=None)
+                gr.HTML('<p class="tab-intro">Runs the retrieval eval suite against this index: the tuning '
+                        "questions (eval/questions.jsonl) and the unseen ones (eval/unseen.jsonl) side by side, "
+                        "BM25, dense and hybrid. Questions about decisions that are not indexed are skipped.</p>",
+                        js_on_load=None)
                 eval_btn = gr.Button("Run the eval suite", variant="primary", elem_id="eval-btn")
                 eval_note = gr.HTML("", js_on_load=None)
                 eval_table = gr.Markdown(elem_id="eval-table")

@@ -27,8 +27,18 @@ class Settings:
     """What the common options chose; the archive is opened on first use."""
 
     def __init__(self, index_dir: str | None, chroma_url: str | None, encoder: str) -> None:
+        self.index_dir, self.chroma_url = index_dir, chroma_url
         self.store_config = config.StoreConfig.from_env(index_dir, chroma_url)
         self.encoder = encoder
+        self._archive = None
+
+    def override(self, name: str, value) -> None:
+        """A common option given after the command (``ombudsman ingest seeds --index DIR``)."""
+        if name == "verbose":
+            _logging(True)
+            return
+        setattr(self, name, value)
+        self.store_config = config.StoreConfig.from_env(self.index_dir, self.chroma_url)
         self._archive = None
 
     @property
@@ -54,13 +64,41 @@ pass_settings = click.make_pass_decorator(Settings)
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (model loads, store, timings).")
 @click.pass_context
 def main(ctx: click.Context, index_dir: str | None, chroma_url: str, encoder: str, verbose: bool) -> None:
-    """Ask questions of LGSCO decisions and get answers that cite the paragraphs they rest on."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    """Ask questions of LGSCO decisions and get answers that cite the paragraphs they rest on.
+
+    The options above may also follow the command: `ombudsman ingest seeds --index DIR`."""
+    _logging(verbose)
+    ctx.obj = Settings(index_dir, chroma_url, encoder)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", force=True,
+                        level=logging.INFO if verbose else logging.WARNING)
     for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = Settings(index_dir, chroma_url, encoder)
+
+
+def _late(name: str):
+    def callback(ctx: click.Context, param: click.Parameter, value) -> None:
+        if value not in (None, False, ()):
+            ctx.find_object(Settings).override(name, value)
+    return callback
+
+
+def common_options(fn):
+    """The group's options, accepted after the command too (they override those before it)."""
+    for decorator in reversed([
+        click.option("--index", "late_index", type=click.Path(file_okay=False), expose_value=False,
+                     callback=_late("index_dir"), help="As before the command: the local index folder."),
+        click.option("--chroma-url", "late_chroma_url", expose_value=False, callback=_late("chroma_url"),
+                     help="As before the command: a Chroma server instead of the local index."),
+        click.option("--encoder", "late_encoder", expose_value=False, callback=_late("encoder"),
+                     type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), help="As before the command."),
+        click.option("-v", "--verbose", "late_verbose", is_flag=True, expose_value=False,
+                     callback=_late("verbose"), help="As before the command: log what happens."),
+    ]):
+        fn = decorator(fn)
+    return fn
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -90,6 +128,7 @@ def _guard(fn):
 
 
 @main.command()
+@common_options
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--prune", is_flag=True, help="Also remove indexed decisions whose files are gone.")
 @click.option("--rebuild", is_flag=True, help="Drop the index and build it again from these files.")
@@ -139,6 +178,7 @@ def ingest(settings: Settings, paths: tuple[Path, ...], prune: bool, rebuild: bo
 
 
 @main.command()
+@common_options
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed decision as JSON.")
 @pass_settings
@@ -217,6 +257,7 @@ def read_queries(path: Path) -> list[dict]:
 
 
 @main.command()
+@common_options
 @click.argument("question", required=False)
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="How many paragraphs.")
 @click.option("--mode", default="hybrid", show_default=True, type=click.Choice(["hybrid", "dense", "bm25"]),
@@ -256,6 +297,7 @@ def search(settings: Settings, question: str | None, k: int, mode: str, queries:
 
 
 @main.command("eval")
+@common_options
 @click.option("--set", "question_sets", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Question set (JSONL, repeatable); default: the tuning and the unseen questions, side by side.")
 @click.option("--retriever", "retrievers", multiple=True, type=click.Choice(["bm25", "dense", "hybrid"]),
@@ -298,6 +340,7 @@ def _print_answer(answer) -> None:
 
 
 @main.command()
+@common_options
 @click.argument("question", required=False)
 @click.option("--queries", type=click.Path(path_type=Path, dir_okay=False),
               help="A JSONL file of {\"id\", \"question\"}; prints one JSON answer per line.")
@@ -337,6 +380,7 @@ def ask(settings: Settings, question: str | None, queries: Path | None, as_json:
 
 
 @main.command()
+@common_options
 @click.argument("text", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
@@ -362,6 +406,7 @@ def cite(settings: Settings, text: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command()
+@common_options
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but a loopback address (e.g. 0.0.0.0) requires --auth.")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
