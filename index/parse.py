@@ -24,7 +24,7 @@ _HEADER_RE = re.compile(
     r"^\s*(?P<authority>\S.*?)\s*\((?P<ref>\d{2}\s?\d{3}\s?\d{3}[a-zA-Z]?)\)\s*$"
 )
 _META_RE = re.compile(r"^\s*(?P<key>Category|Decision date|Decision)\s*:\s*(?P<value>.*?)\s*$")
-_NUMBERED_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<num>\d{1,3})\.[ \t]+(?P<text>\S.*)$")
+_NUMBERED_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<num>\d{1,4})\.[ \t]+(?P<text>\S.*)$")
 _LETTERED_RE = re.compile(r"^(?P<indent>[ \t]*)\(?(?P<num>[a-z]{1,2}|[ivx]{1,4})\)[ \t]+(?P<text>\S.*)$")
 _BULLET_RE = re.compile(r"^(?P<indent>[ \t]*)[•●▪◦·][ \t]*(?P<text>\S.*)$")
 _DASH_RE = re.compile(r"^(?P<indent>[ \t]*)[-–][ \t]+(?P<text>\S.*)$")
@@ -335,12 +335,42 @@ def parse_text(text: str, source: str = "<text>") -> Decision:
     )
 
 
+def _utf16(data: bytes) -> str | None:
+    """The text of UTF-16 bytes (what Windows editors save as "Unicode"), with or without a byte
+    order mark; None when the bytes are not UTF-16 text."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"
+    else:
+        sample = data[:4096]
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        half = max(len(sample) // 2, 1)
+        # Latin text in UTF-16 has a zero in every other byte: the high byte of each character.
+        if odd / half > 0.3 and even / half < 0.05:
+            encoding = "utf-16-le"
+        elif even / half > 0.3 and odd / half < 0.05:
+            encoding = "utf-16-be"
+        else:
+            return None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
+    return None if controls > len(text) / 100 else text.lstrip("\ufeff")
+
+
 def decode_bytes(data: bytes, source: str) -> str:
-    """Text of a file: UTF-8 (with or without BOM), else Windows-1252, else a clear error."""
-    if not data.strip():
+    """Text of a file: UTF-8 (with or without BOM), UTF-16 (with or without BOM), else
+    Windows-1252, else a clear error."""
+    if not data.strip(b" \t\r\n\x00\xff\xfe\xef\xbb\xbf"):
         raise DecisionError(f"{source}: the file is empty")
-    if b"\x00" in data[:4096]:
-        raise DecisionError(f"{source}: a binary file, not a decision text (it contains NUL bytes)")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+        text = _utf16(data)
+        if text is None:
+            raise DecisionError(f"{source}: a binary file, not a decision text (it contains NUL bytes)")
+        if not text.strip():
+            raise DecisionError(f"{source}: the file is empty")
+        return text
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 DECISION, PARAGRAPH, PROVISION, ERROR = "decision", "paragraph", "provision", "error"
 
 # "para 15", "paragraph 15", "paras. 15", "¶15", "p15", "p.15", "#15" (the passage id form).
-PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?|#)\s*(\d{1,3})\b", re.I)
+PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?|#)\s*(\d{1,4})\b", re.I)
 SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
 _USAGE = "a reference (24 016 809), a paragraph (24 016 809 para 15) or a provision (section 26(6)(c))"
 

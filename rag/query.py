@@ -53,7 +53,7 @@ _COMPLAINT_RE = re.compile(
 _ASKS_OUTCOME_RE = re.compile(
     r"\b(?:outcome|result|decid\w*|decision|conclu\w*|find|finding|found|fault|upheld|uphold|closed|close"
     r"|investigat\w*|side[sd]?\s+with|agreed?|ruled?|verdict)\b", re.I)
-_PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,3})\b", re.I)
+_PARAGRAPH_RE = re.compile(r"(?:\bparagraphs?|\bparas?\.?|¶|\bp\.?)\s*(\d{1,4})\b", re.I)
 _OUTCOME_WORDING = {CLOSED: "not investigate", NOT_UPHELD: "no fault", UPHELD: "at fault"}
 _SUMMARY_RE = re.compile(r"\bsummary\b", re.I)
 _REFERENCE_WORDS = {"decision", "ref", "reference", "show", "me", "the", "case", "complaint", "lgo", "lgsco", "about",
