@@ -90,7 +90,7 @@ class Visit:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.set_default_timeout(TIMEOUT)
         self.page.goto(url, wait_until="load")
-        self.page.wait_for_selector("#question textarea")
+        self.page.wait_for_selector("#question textarea", state="attached")
 
     def _route(self, route):
         u = urlparse(route.request.url)
@@ -192,6 +192,74 @@ def test_question_answered_with_cards_citation_lookup_and_decision(visit, seeds_
     assert v.outside == [], f"requests left 127.0.0.1: {v.outside}"
     assert v.errors == [], v.errors
     print(f"\nscreenshots in {tmp_path}")
+
+
+def _answered(page, turn: int) -> str:
+    page.wait_for_selector(f'#conversation section.turn[data-turn="{turn}"] .msg-answer:not(:has(.caret, .thinking))')
+    return page.inner_text(f'#conversation section.turn[data-turn="{turn}"] .answer-text')
+
+
+def test_enter_sends_the_question_and_shift_enter_starts_a_new_line(visit, seeds_url, tmp_path):
+    v = visit(seeds_url)
+    page = v.page
+    box = page.locator("#question textarea")
+    box.click()
+    box.press_sequentially("why was the complaint")
+    box.press("Shift+Enter")
+    box.press_sequentially("by Mr X closed?")
+    assert box.input_value() == "why was the complaint\nby Mr X closed?"
+    page.wait_for_timeout(300)
+    assert page.locator("#conversation section.turn").count() == 0  # Shift+Enter sent nothing
+    box.press("Enter")
+    assert "We will not investigate Mr X" in _answered(page, 1)
+    assert box.input_value() == ""  # sent, and the box is ready for the next question
+    page.screenshot(path=str(tmp_path / "enter.png"))
+    assert v.outside == [] and v.errors == []
+
+
+def test_a_link_with_a_question_asks_it_and_a_link_to_a_paragraph_opens_it(visit, seeds_url, tmp_path):
+    from urllib.parse import quote
+
+    v = visit(seeds_url + "?q=" + quote(QUESTION))
+    assert "We will not investigate Mr X" in _answered(v.page, 1)
+    share = v.page.locator('#conversation section.turn[data-turn="1"] a.share-link').get_attribute("href")
+    assert share == "?q=" + quote(QUESTION)
+    v.page.screenshot(path=str(tmp_path / "link-question.png"))
+
+    w = visit(seeds_url + "?ref=24-016-809&para=15")
+    page = w.page
+    focus = page.locator("#decision-view #p-15.para-focus")
+    focus.wait_for()
+    assert PARA_15 in focus.inner_text()
+    assert page.get_by_role("tab", name="Decisions").get_attribute("aria-selected") == "true"
+    page.wait_for_function("""() => { const r = document.querySelector('#decision-view #p-15').getBoundingClientRect();
+                                      return r.top >= 0 && r.bottom <= window.innerHeight; }""")
+    page.screenshot(path=str(tmp_path / "link-paragraph.png"))
+    # A card's "Open in the decision" link is such a link.
+    assert page.locator("#decision-view #p-15 a.para-n").get_attribute("href") == "?ref=24-016-809&para=15"
+    assert w.outside == [] and w.errors == []
+
+
+def test_the_conversation_downloads_as_markdown_and_its_citations_as_csv(visit, seeds_url, tmp_path):
+    v = visit(seeds_url)
+    page = v.page
+    assert not page.locator("#export-md").is_visible()  # nothing to take yet
+    v.ask(QUESTION, 1)
+    page.locator("#export-md").wait_for(state="visible")
+    with page.expect_download() as got:
+        page.click("#export-md")
+    markdown = Path(got.value.path()).read_text(encoding="utf-8")
+    assert markdown.startswith("# Questions about LGSCO decisions")
+    assert f"## 1. {QUESTION}" in markdown and "We will not investigate Mr X" in markdown
+    assert re.search(r"^\[1\] Leicestershire County Council \(24 016 809\), (para \d+|Summary), 9 April 2025, "
+                     r"https://www\.lgo\.org\.uk/decisions/children-s-care-services/child-protection/24-016-809$",
+                     markdown, re.M)
+    with page.expect_download() as got:
+        page.click("#export-csv")
+    rows = Path(got.value.path()).read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "question,n,authority,ref,paragraph,section,outcome,decision_date,url,citation,quoted,text"
+    assert len(rows) >= 2 and "24 016 809" in rows[1]
+    page.screenshot(path=str(tmp_path / "exports.png"))
 
 
 def test_errors_show_in_the_page_and_it_stays_usable(visit, seeds_url, tmp_path):

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,49 @@ element.addEventListener('click', (event) => {
 });
 """
 
+
+# The question box sends on Enter and takes a new line on Shift+Enter, as its placeholder says
+# (Gradio does the opposite for a box of several lines). A capturing listener sees the key before
+# Gradio's own handler on the text area.
+PAGE_JS = """
+() => {
+  const inQuestion = (event) => event.key === 'Enter' && !event.isComposing && event.target.closest
+    && event.target.closest('#question');
+  // Gradio submits a box of several lines on Shift+Enter at keypress: keep every Enter from it.
+  document.addEventListener('keypress', (event) => {
+    if (!inQuestion(event)) return;
+    event.stopPropagation();
+    if (!event.shiftKey) event.preventDefault();
+  }, true);
+  document.addEventListener('keydown', (event) => {
+    if (!inQuestion(event)) return;
+    event.stopPropagation();
+    if (event.shiftKey) return;  // the text area inserts the new line itself
+    event.preventDefault();
+    const send = document.querySelector('#ask-btn');
+    if (send) send.click();
+  }, true);
+}
+"""
+
+# A decision opened by a link to one of its paragraphs scrolls to that paragraph.
+DECISION_JS = """
+const reveal = () => {
+  const focus = element.querySelector('.para-focus');
+  if (!focus) return;
+  let tries = 0;
+  const step = () => {  // the Decisions tab may still be opening: wait until the paragraph is laid out
+    if (focus.offsetParent !== null && focus.getBoundingClientRect().height > 0) {
+      focus.scrollIntoView({block: 'center'});
+    } else if (tries++ < 100) {
+      setTimeout(step, 50);
+    }
+  };
+  step();
+};
+watch('value', reveal);
+reveal();
+"""
 
 # A new answer's cards go on top: show them.
 SOURCES_JS = """
@@ -367,6 +411,48 @@ class App:
         conv, sources = render_chat(Chat())
         return conv, sources, Chat(), "", "", gr.update(visible=True)
 
+    # links and exports
+
+    def open_link(self, request: gr.Request | None = None):
+        """What a link opens: ``?q=...`` puts the question in the box (and ``chat_from_link`` asks
+        it); ``?ref=...&para=...`` opens the Decisions tab at that decision and paragraph.
+        Returns (question box, question to ask, tabs, decision view)."""
+        params = dict(request.query_params) if request is not None else {}
+        q = (params.get("q") or "").strip()
+        ref = (params.get("ref") or "").strip()
+        if ref:
+            para = (params.get("para") or params.get("paragraph") or "").strip().lower()
+            focus: int | str | None = int(para) if para.isdigit() else ("summary" if para == "summary" else None)
+            return gr.skip(), "", gr.Tabs(selected="decisions"), self.decision_view(ref, focus)
+        if q:
+            return q, q, gr.Tabs(selected="ask"), gr.skip()
+        return gr.skip(), "", gr.skip(), gr.skip()
+
+    def chat_from_link(self, question: str, chat: Chat | None, *filters):
+        """Ask the question a ``?q=`` link carried; nothing when the page was opened without one."""
+        if not (question or "").strip():
+            yield tuple(gr.skip() for _ in range(6))
+            return
+        yield from self.chat_stream(question, chat, *filters)
+
+    def exports(self, chat: Chat | None):
+        """The download buttons: the conversation as Markdown and its cited paragraphs as CSV,
+        written afresh after every answer (hidden while there is nothing to take)."""
+        from ui import export
+
+        chat = chat if isinstance(chat, Chat) else Chat()
+        done = [(ex.question, ex.answer, ex.error) for ex in chat.exchanges]
+        if not done:
+            return gr.update(visible=False, value=None), gr.update(visible=False, value=None)
+        folder = Path(tempfile.mkdtemp(prefix="ombudsman-export-"))
+        md = folder / export.file_name(done[0][0], ".md")
+        md.write_text(export.conversation_markdown(done), encoding="utf-8")
+        rows = export.citations_csv(done)
+        csv_file = folder / export.file_name(done[0][0], "-citations.csv")
+        csv_file.write_text(rows, encoding="utf-8")
+        has_rows = rows.count("\n") > 1
+        return gr.update(visible=True, value=str(md)), gr.update(visible=has_rows, value=str(csv_file))
+
     # API endpoints
 
     def ask_json(self, question: str, authority: str = "", category: str = "", outcome: str = "",
@@ -406,14 +492,20 @@ class App:
 
     # decisions
 
-    def decision_view(self, reference: str) -> str:
+    def decision_view(self, reference: str, focus: int | str | None = None) -> str:
         ref = (reference or "").strip()
         if not ref:
             return render.EMPTY_DECISION
         try:
-            return render.decision_view(self.archive.decision(ref))
+            d = self.archive.decision(ref)
         except USER_ERRORS as e:
             return render.notice(user_message(e))
+        if isinstance(focus, int) and not 1 <= focus <= len(d.paragraphs):
+            from rag.citation import available
+
+            return (render.notice(f"{d.reference} has no paragraph {focus}; it has {available(d)}.", kind="warning")
+                    + render.decision_view(d))
+        return render.decision_view(d, focus)
 
     def open_first(self, search: str) -> str:
         rows = self.decision_rows(search)
@@ -474,7 +566,8 @@ def build_app(archive) -> gr.Blocks:
     with gr.Blocks(title="Ombudsman decisions", analytics_enabled=False) as blocks:
         header = gr.HTML(app.header_html(), js_on_load=None, elem_id="top")
 
-        with gr.Tabs(elem_id="tabs"):
+        link_question = gr.State("")
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Ask", id="ask", elem_id="tab-ask"):
                 chat_state = gr.State(Chat())
                 with gr.Row(elem_id="ask-row"):
@@ -487,12 +580,17 @@ def build_app(archive) -> gr.Blocks:
                         with gr.Row(elem_id="ask-box", equal_height=True):
                             question = gr.Textbox(
                                 show_label=False, lines=2, max_lines=6, scale=8, elem_id="question",
-                                placeholder=f"Ask about the decisions, e.g. “{EXAMPLES[0]}” "
-                                            f"(up to {MAX_QUESTION_CHARS} characters; Shift+Enter for a new line)",
+                                placeholder=f"Ask about the decisions, e.g. “{EXAMPLES[0]}” (Enter sends, "
+                                            f"Shift+Enter starts a new line; up to {MAX_QUESTION_CHARS} characters)",
                             )
                             with gr.Column(scale=1, min_width=110):
                                 ask_btn = gr.Button("Ask", variant="primary", elem_id="ask-btn")
                                 new_btn = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
+                        with gr.Row(elem_id="exports"):
+                            md_btn = gr.DownloadButton("Download the conversation (Markdown)", visible=False,
+                                                       size="sm", variant="secondary", elem_id="export-md")
+                            csv_btn = gr.DownloadButton("Download the cited paragraphs (CSV)", visible=False,
+                                                        size="sm", variant="secondary", elem_id="export-csv")
                     with gr.Column(scale=5, min_width=360, elem_id="side-col"):
                         with gr.Accordion("Filters", open=False, elem_id="filters") as filters_box:
                             authority = gr.Dropdown(authorities, value=ANY, label="Authority", elem_id="f-authority")
@@ -534,7 +632,7 @@ def build_app(archive) -> gr.Blocks:
                             column_widths=["27%", "19%", "24%", "16%", "14%"],
                         )
                     with gr.Column(scale=6, min_width=420):
-                        decision = gr.HTML(render.EMPTY_DECISION, js_on_load=None, elem_id="decision-view")
+                        decision = gr.HTML(render.EMPTY_DECISION, js_on_load=DECISION_JS, elem_id="decision-view")
 
             with gr.Tab("Eval", id="eval", elem_id="tab-eval"):
                 gr.HTML('<p class="tab-intro">Runs the retrieval eval suite against this index: the tuning '
@@ -553,12 +651,14 @@ def build_app(archive) -> gr.Blocks:
         chat_outputs = [conversation, sources, chat_state, notice, question, examples]
         ask_args = dict(fn=app.chat_stream, inputs=[question, chat_state, *filters], outputs=chat_outputs,
                         api_visibility="private", show_progress="hidden")
-        question.submit(**ask_args)
-        ask_btn.click(**ask_args)
+        export_args = dict(fn=app.exports, inputs=chat_state, outputs=[md_btn, csv_btn], api_visibility="private",
+                           show_progress="hidden")
+        question.submit(**ask_args).then(**export_args)
+        ask_btn.click(**ask_args).then(**export_args)
         for b in example_buttons:
             b.click(functools.partial(lambda q: q, b.value), None, question, api_visibility="private",
-                    show_progress="hidden").then(**ask_args)
-        new_btn.click(app.new_chat, None, chat_outputs, api_visibility="private")
+                    show_progress="hidden").then(**ask_args).then(**export_args)
+        new_btn.click(app.new_chat, None, chat_outputs, api_visibility="private").then(**export_args)
         clear_filters.click(lambda: (ANY, ANY, ANY, "", ""), None, filters, api_visibility="private")
 
         def filters_label(*values) -> dict:
@@ -585,11 +685,17 @@ def build_app(archive) -> gr.Blocks:
         table.select(open_row, None, decision, api_visibility="private")
         eval_btn.click(app.run_eval, None, [eval_table, eval_failures, eval_note], api_visibility="private")
         blocks.load(app.header_html, None, header, api_visibility="private", show_progress="hidden")
+        # Links: ?q=... asks the question; ?ref=24-016-809&para=15 opens the decision at that paragraph.
+        blocks.load(app.open_link, None, [question, link_question, tabs, decision], api_visibility="private",
+                    show_progress="hidden").then(
+            app.chat_from_link, [link_question, chat_state, *filters], chat_outputs, api_visibility="private",
+            show_progress="hidden").then(**export_args)
 
         gr.api(app.ask_json, api_name="ask")
         gr.api(app.cite_json, api_name="cite")
 
     blocks.ombudsman = app  # the functions behind the page, for tests and tools
+    blocks.page_js = PAGE_JS
     return blocks
 
 
@@ -601,6 +707,7 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: t
     return blocks.launch(
         server_name=host, server_port=port, auth=auth, share=False, prevent_thread_lock=prevent_thread_lock,
         quiet=quiet, theme=theme(), css=CSS_PATH.read_text(encoding="utf-8"), footer_links=["api"],
+        js=getattr(blocks, "page_js", None),
         show_error=True, ssr_mode=False, inbrowser=False, mcp_server=False,
         auth_message="Sign in with the user name and password this app was started with." if auth else None,
     )

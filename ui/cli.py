@@ -265,17 +265,28 @@ def read_queries(path: Path) -> list[dict]:
 @click.option("--queries", type=click.Path(path_type=Path, dir_okay=False),
               help="A JSONL file of {\"id\", \"question\"}; prints one JSON line of hits per question.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print hits as CSV (a row per paragraph: question, rank, citation fields, the line to paste, text).")
 @filter_options
 @pass_settings
 @_guard
 def search(settings: Settings, question: str | None, k: int, mode: str, queries: Path | None, as_json: bool,
-           authority: str, category: str, outcome: str, since, until, ref: str) -> None:
+           as_csv: bool, authority: str, category: str, outcome: str, since, until, ref: str) -> None:
     """Find the paragraphs that best match QUESTION (or every question in --queries)."""
     from rag.question import check_question
 
     filters = _filters(authority, category, outcome, since, until, ref)
     question, items = _questions(question, queries)
     retriever = settings.archive.retriever
+    if as_csv:
+        from ui.export import hits_csv
+
+        asked = items if queries else [{"id": 1, "question": question}]
+        for i, item in enumerate(asked):
+            hits = retriever.search(check_question(item["question"]), k=k, filters=filters, mode=mode)
+            rows = hits_csv(hits, item["question"])
+            click.echo(rows if i == 0 else rows.split("\n", 1)[1], nl=False)
+        return
     if queries:
         for item in items:
             try:

@@ -11,6 +11,7 @@ import html
 import re
 from datetime import date
 from typing import Any, Iterable, Sequence
+from urllib.parse import quote
 
 SUMMARY = "summary"
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
@@ -139,6 +140,9 @@ def card(hit: Any, *, n: int | None = None, sentences: Sequence[str] = (), ancho
     badge = f'<span class="card-n">{n}</span>' if n is not None else ""
     link = (f'<a class="card-link" href="{esc(url)}" target="_blank" rel="noopener noreferrer">'
             "Read the decision ↗</a>") if url else ""
+    if ref:
+        here = f"?ref={esc(str(ref).replace(' ', '-'))}" + (f"&amp;para={esc(paragraph)}" if paragraph not in (None, "") else "")
+        link += f'<a class="card-open" href="{here}" target="_blank" title="Open this paragraph in its decision">Open in the decision</a>'
     line = (f'<div class="card-citation"><span class="card-citation-label">Cite as</span> '
             f"{esc(citation_line)}</div>") if citation_line else ""
     classes = "card" + (f" card-{kind}" if kind else "")
@@ -199,7 +203,10 @@ EMPTY_CHAT = (
 def turn_html(index: int, question: str, answer_text: str, *, found: bool | None = True, pending: bool = False,
               note: str = "", error: str = "", known: Iterable[int] | None = None, meta: str = "") -> str:
     """One exchange: the question as asked, and the answer with linked markers (or the error)."""
-    q = f'<div class="msg msg-user"><div class="msg-label">You</div><div class="msg-body">{esc(question)}</div></div>'
+    share = (f'<a class="share-link" href="?q={esc(quote(question))}" target="_blank" '
+             'title="A link that opens the app and asks this question">Link to this question</a>')
+    q = (f'<div class="msg msg-user"><div class="msg-label">You</div><div class="msg-body">{esc(question)}</div>'
+         f"{share if not pending else ''}</div>")
     if error:
         body = notice(error)
     else:
@@ -254,26 +261,31 @@ def candidates_html(candidates: Sequence[Any]) -> str:
 
 # -- decisions ---------------------------------------------------------------------------------
 
-def decision_view(d: Any) -> str:
-    """A whole decision with official paragraph numbers; the Summary first; ``id="p-N"`` anchors."""
+def decision_view(d: Any, focus: int | str | None = None) -> str:
+    """A whole decision with official paragraph numbers; the Summary first; ``id="p-N"`` anchors;
+    the paragraph ``focus`` (a number or "summary") marked, for a link that opens it."""
     url = safe_url(d.url)
     link = (f'<a class="card-link" href="{esc(url)}" target="_blank" rel="noopener noreferrer">'
             "Read it on lgo.org.uk ↗</a>") if url else ""
     date_text = nice_date(d.decision_date) if d.decision_date else "date unknown"
     out = [
-        f'<article class="decision" data-ref="{esc(d.reference)}">',
+        f'<article class="decision" data-ref="{esc(d.reference)}"'
+        + (f' data-focus="p-{esc(focus)}"' if focus not in (None, "") else "") + ">",
         f'<header class="decision-head"><h2>{esc(d.authority)} <span class="card-ref">{esc(d.reference)}</span></h2>',
         f'<div class="card-facts"><span class="outcome outcome-{outcome_class(d.outcome)}">{esc(d.outcome or "outcome unknown")}</span>'
         f'<span class="card-date">{esc(date_text)}</span>{link}</div>',
         f'<div class="decision-category">{esc(d.category_path)}</div></header>',
-        '<section class="para para-summary" id="p-summary"><div class="para-n">Summary</div>'
-        f'<p class="para-text">{esc(d.summary)}</p></section>',
+        f'<section class="para para-summary{" para-focus" if str(focus) == "summary" else ""}" id="p-summary">'
+        f'<div class="para-n">Summary</div><p class="para-text">{esc(d.summary)}</p></section>',
     ]
     for h, paragraphs in d.by_heading(" › "):
         out.append(f'<h3 class="decision-section">{esc(h)}</h3>')
         for p in paragraphs:
-            out.append(f'<section class="para" id="p-{p.number}"><a class="para-n" href="#p-{p.number}" '
-                       f'title="Paragraph {p.number}">{p.number}</a><p class="para-text">{esc(p.text)}</p></section>')
+            mark = " para-focus" if str(focus) == str(p.number) else ""
+            link = f"?ref={esc(d.reference.replace(' ', '-'))}&amp;para={p.number}"
+            out.append(f'<section class="para{mark}" id="p-{p.number}"><a class="para-n" href="{link}" '
+                       f'title="Paragraph {p.number}: a link to it">{p.number}</a>'
+                       f'<p class="para-text">{esc(p.text)}</p></section>')
     if getattr(d, "signature", ""):
         out.append(f'<footer class="decision-signature">{esc(d.signature)}</footer>')
     out.append("</article>")
