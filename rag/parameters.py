@@ -38,6 +38,8 @@ EXACT_DENSE_LIMIT = 50_000
 # Decisions a retriever keeps parsed after reading them for hits (most recently used): speed only.
 # A decision's parsed JSON is a few kilobytes, so 4,096 of them cost tens of megabytes.
 DECISION_CACHE = 4096
+# Question embeddings a retriever keeps (most recently used): speed only (1.5 KB each).
+QUESTION_CACHE = 1024
 
 # -- query understanding ----------------------------------------------------------------------------
 
@@ -56,18 +58,23 @@ RETRIEVED = 10
 # `python -m eval.fit_not_found` (rerun it after `eval.fit_ranker`, whose calibration it reads) as
 # the lowest threshold at which nine in ten of the tuning negatives are refused, counting those
 # the rules refuse (a council not indexed, a complainant no relevant decision has; that check
-# uses this threshold too, so the value is the fixed point of rerunning the command): 48 of the
-# 78 are refused by rules, and 0.147 refuses 23 of the other 30 while losing 24 of 295
+# uses this threshold too, so the value is the fixed point of rerunning the command): 49 of the
+# 78 are refused by rules, and 0.134 refuses 22 of the other 29 while losing 21 of 295
 # answerable questions. The best cosine between the question and a retrieved sentence (the
 # measure used before the ranking function) needs 0.523 for 22 of them and loses 54.
-ANSWERABLE_FROM = 0.147
+ANSWERABLE_FROM = 0.134
+
+# The sentences of this many of the first retrieved paragraphs are compared with the question for
+# the floor below (speed: each is embedded; 3 of 10 cut the time of an answer by half, measured
+# with `python -m eval.load`).
+SENTENCE_HITS = 3
 
 # ... and whatever that probability, below this relevance of the best retrieved sentence (its
 # cosine to the question). The probability is calibrated on the 150 decisions of the seeds and
 # the corpus; in a much smaller archive (the two seeds the app starts with) every decision is a
 # top candidate and an unrelated question scores higher, while sentence similarity does not
 # depend on the archive's size. `python -m eval.fit_not_found`: the highest floor that refuses at
-# most 1% of the answerable tuning questions the probability answers (2 of 271): 0.349.
+# most 1% of the answerable tuning questions the probability answers (2 of 274): 0.348.
 SENTENCE_FLOOR = 0.34
 
 # When the question's only cues (an alias, an outcome, a council) fit several decisions, the best

@@ -20,7 +20,7 @@ from index.embedder import Embedder
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage
 from rag.evidence import Evidence, gather
-from rag.parameters import CANDIDATES, DECISION_CACHE, EXACT_DENSE_LIMIT, PER_DECISION
+from rag.parameters import CANDIDATES, DECISION_CACHE, EXACT_DENSE_LIMIT, PER_DECISION, QUESTION_CACHE
 from rag.query import AuthorityNames, Query, outcome_named, understand
 from rag.ranker import Ranker, load_ranker
 
@@ -96,6 +96,7 @@ class Retriever:
         # Decisions read for hits, most recent last: a retriever lives as long as its catalogue
         # (ingest makes a new one), so what it caches is what the catalogue describes.
         self._decisions: OrderedDict[str, tuple] = OrderedDict()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # questions embedded last
 
     @property
     def catalogue(self) -> Catalogue:
@@ -220,7 +221,7 @@ class Retriever:
             lexical = {pid: float(v) for pid, v in zip(evidence.pids, evidence.lexical) if v > 0}
             return self._hits(chosen, dense, lexical)
         if mode == "dense":
-            dense = self._dense(self.embedder.embed_query(query.content), allowed, n)
+            dense = self._dense(self.question_vector(query.content), allowed, n)
             scored, lexical = dict(dense), {}
         else:
             lexical = dict(cat.lexical.search(query.lexical_content, n, allowed))
@@ -264,13 +265,27 @@ class Retriever:
         ``allowed`` passages if given) with their evidence rows: what the ranking function
         weighs, and what ``eval.fit_ranker`` fits it on."""
         cat = self.catalogue
-        vector = self.embedder.embed_query(query.content)
+        vector = self.question_vector(query.content)
         dense = self._dense(vector, allowed, n)
         bm25 = cat.lexical.scores(query.lexical_content)
         lexical = cat.lexical.top(bm25, n, allowed)
         pids = list(dict.fromkeys([*dense, *(pid for pid, _ in lexical)]))
         pids = [pid for pid in pids if pid in cat.passages]
         return gather(cat, query, pids, vector, bm25, dense)
+
+    def question_vector(self, text: str) -> np.ndarray:
+        """The embedding of a question, kept for the next searches of it (an answer searches the
+        same question several times: the archive, then each decision it quotes)."""
+        with self._lock:
+            if text in self._vectors:
+                self._vectors.move_to_end(text)
+                return self._vectors[text]
+        vector = self.embedder.embed_query(text)
+        with self._lock:
+            self._vectors[text] = vector
+            while len(self._vectors) > QUESTION_CACHE:
+                self._vectors.popitem(last=False)
+        return vector
 
     def _dense(self, vector: np.ndarray, allowed: set[str] | None, n: int) -> dict[str, float]:
         """The ``n`` passages nearest ``vector`` (cosine of their best window), among ``allowed``."""

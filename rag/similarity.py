@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 from index.sentence import split_sentences
+from rag.parameters import SENTENCE_HITS
 
 CACHE_LIMIT = 100_000  # sentence vectors kept before the cache starts again (~150 MB)
 
@@ -47,8 +48,10 @@ class Similarity:
         return self.embed([query.content])[0]
 
     def relevance(self, query, hits) -> float:
-        """How well the best sentence of ``hits`` matches the question (cosine; 0 with no hits)."""
-        found = [s for h in hits for s in sentences(h.text)]
+        """How well the best sentence of the first ``SENTENCE_HITS`` hits matches the question
+        (cosine; 0 with no hits). Only the first few: embedding every sentence of every hit was
+        most of the time an answer took."""
+        found = [s for h in hits[:SENTENCE_HITS] for s in sentences(h.text)]
         if not found:
             return 0.0
         return float(np.max(self.embed(found) @ self.question(query)))
