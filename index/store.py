@@ -178,6 +178,17 @@ class Store:
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         return self._client
 
+    def reopen(self) -> None:
+        """Connect afresh, to see what another process wrote since this one opened the store (a
+        local Chroma keeps its vector index in memory as it was when the folder was opened)."""
+        if self._client is not None and not self.config.chroma_url:
+            from chromadb.api.client import SharedSystemClient
+
+            # Chroma shares one system per folder in a process; forget this folder's so that the
+            # next client reads it from disk (clients of other folders are left alone).
+            SharedSystemClient._identifier_to_system.pop(str(self.config.index_dir / "chroma"), None)
+        self._client = self._passages = self._decisions = None
+
     @property
     def lexical_dir(self) -> Path:
         """Where the lexical index lives: beside the Chroma data, or per server in server mode."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 
 from index.config import SEEDS_DIR, StoreConfig
 from index.decision import Decision
 from index.embedder import ENCODERS, Embedder, label_for, load_embedder
 from index.ingest import IngestReport, ProgressFn, ingest
+from index.lexical import LexicalIndex
 from index.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Archive:
         self._embedder: Embedder | None = embedder
         self._retriever = None
         self._lock = threading.RLock()
+        self._checked = 0.0
 
     def _encoder(self, rebuild: bool = False) -> str:
         """The requested encoder; with ``auto``, the one the index was built with, if any."""
@@ -73,6 +76,24 @@ class Archive:
                 return None
             log.info("no index at %s yet: building it from %s", self.store_config.description, seeds)
             return self.ingest([seeds])
+
+    def refresh_if_changed(self, every: float = 1.0) -> bool:
+        """Pick up decisions another process ingested (``ombudsman ingest`` while the app serves, or
+        another app on the same Chroma server): when the saved catalogue is no longer the one the
+        retriever loaded, reconnect to the store and load the new one. Checks at most once every
+        ``every`` seconds (a file read); returns whether anything changed."""
+        now = time.monotonic()
+        with self._lock:
+            if self._retriever is None or now - self._checked < every:
+                return False
+            self._checked = now
+            loaded = self._retriever.catalogue.fingerprint
+            if LexicalIndex.saved_fingerprint(self.store.lexical_dir) in ("", loaded):
+                return False
+            log.info("the index changed under this process; loading the new catalogue")
+            self.store.reopen()
+            self._retriever = None
+            return True
 
     def decision(self, reference: str) -> Decision:
         return self.store.decision(reference)

@@ -256,8 +256,8 @@ class Retriever:
                per_decision: int, asked: str | None, after: set[str] = frozenset()) -> list[tuple[str, float]]:
         if asked:
             scored[asked] = max(scored.values(), default=0.0) + 1.0
-        # Ties go to the passage with more of the question's exact words.
-        ranked = sorted(scored.items(), key=lambda kv: (kv[0] in after, -kv[1], -lexical.get(kv[0], 0.0)))
+        # Ties go to the passage with more of the question's exact words, then to the first id.
+        ranked = sorted(scored.items(), key=lambda kv: (kv[0] in after, -kv[1], -lexical.get(kv[0], 0.0), kv[0]))
         return self._select(ranked, query, k, per_decision)
 
     def evidence(self, query: Query, allowed: set[str] | None = None, n: int = CANDIDATES) -> Evidence:
@@ -269,8 +269,9 @@ class Retriever:
         dense = self._dense(vector, allowed, n)
         bm25 = cat.lexical.scores(query.lexical_content)
         lexical = cat.lexical.top(bm25, n, allowed)
-        pids = list(dict.fromkeys([*dense, *(pid for pid, _ in lexical)]))
-        pids = [pid for pid in pids if pid in cat.passages]
+        # In id order: candidates that tie (the same standard paragraph in several decisions has the
+        # same vector and the same words) then rank the same however the store returned them.
+        pids = sorted({pid for pid in [*dense, *(pid for pid, _ in lexical)] if pid in cat.passages})
         return gather(cat, query, pids, vector, bm25, dense)
 
     def question_vector(self, text: str) -> np.ndarray:

@@ -24,6 +24,8 @@ from index.store import Store, StoreError, passage_of_window
 from rag.archive import Archive
 from ui.cli import main
 
+from conftest import assert_consistent
+
 DATA = Path(__file__).parent / "data"
 SEED_PASSAGES = {"24 016 809": 19, "24 000 184": 14}  # paragraphs plus the Summary
 
@@ -48,32 +50,6 @@ def passages_of_ref(store: Store, ref: str):
     windows = store.windows(ref)
     read = {p.id: p for p in store.iter_passages(ref)}
     return {pid: read[pid] for pid, md in windows.items() if md["window"] == 0 and pid in read}
-
-
-def assert_consistent(store: Store, *, no_orphans: bool = True) -> None:
-    """Every complete decision has exactly its vectors, all from its current version, and the
-    passages read back are its paragraphs."""
-    records = store.records()
-    complete = {r: rec for r, rec in records.items() if rec.complete}
-    by_ref: dict[str, dict] = {}
-    for rid, md in store.windows().items():
-        by_ref.setdefault(md["ref"], {})[rid] = md
-    for ref, rec in complete.items():
-        decision = store.decision(ref)
-        expected = {f"{decision.slug}#{n}" for n in range(1, len(decision.paragraphs) + 1)}
-        if decision.summary:
-            expected.add(f"{decision.slug}#summary")
-        got = by_ref.get(ref, {})
-        assert rec.paragraphs == len(expected), ref
-        assert {rid for rid, md in got.items() if md["window"] == 0} == expected, ref
-        assert {passage_of_window(rid) for rid in got} == expected, ref
-        assert {md["decision_hash"] for md in got.values()} == {rec.content_hash}, ref
-        for p in store.iter_passages(ref):
-            assert p.metadata["decision_hash"] == rec.content_hash
-            if p.paragraph != "summary":
-                assert p.text == decision.paragraph(p.paragraph).text
-    if no_orphans:
-        assert set(by_ref) <= set(complete), f"vectors of decisions not completely indexed: {set(by_ref) - set(complete)}"
 
 
 # -- incremental ------------------------------------------------------------------------------

@@ -292,8 +292,11 @@ class App:
     def index_problem(self) -> str:
         """Why questions cannot be answered right now ("" when they can). Asked before every
         answer, so it reads the loaded catalogue, not the store (counting the store cost a third
-        of an answer's time under load, measured with `python -m eval.load`)."""
+        of an answer's time under load, measured with `python -m eval.load`); decisions another
+        process ingested since are loaded first."""
         try:
+            if self.archive.refresh_if_changed():
+                self._catalogue = None  # the decisions table too
             if self.archive.retriever.catalogue.decisions:
                 return ""
         except USER_ERRORS as e:
@@ -418,6 +421,7 @@ class App:
         """What a link opens: ``?q=...`` puts the question in the box (and ``chat_from_link`` asks
         it); ``?ref=...&para=...`` opens the Decisions tab at that decision and paragraph.
         Returns (question box, question to ask, tabs, decision view)."""
+        self.archive.refresh_if_changed()
         params = dict(request.query_params) if request is not None else {}
         q = (params.get("q") or "").strip()
         ref = (params.get("ref") or "").strip()
