@@ -123,7 +123,7 @@ def test_a_different_title_is_a_different_complainant(answerer):
 
 
 def test_a_council_named_keeps_the_answer_to_its_decisions(answerer):
-    a = answerer.answer("nottinghamshire fostering allowance not paid")
+    a = answerer.answer("nottinghamshire pays us the standard fostering rate for a child with complex needs")
     assert a.found and cited(a) <= {NOTTS_D, NOTTS_K}
 
 
