@@ -29,13 +29,14 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from index.decision import Decision
+from index.facts import facts_of
 from index.lexical import LexicalIndex, tokenize
 from index.passage import Passage, passages_of
 from index.store import DecisionRecord, DecisionWrite, Store, passage_of_window, window_id
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_VERSION = "6"  # bumped when the catalogue's layout, a part's layout or the lexical tokens change
+CATALOGUE_VERSION = "7"  # bumped when the catalogue's layout, a part's layout or the lexical tokens change
 # A paragraph whose opening words (``boilerplate_key``) appear in at least this many decisions is
 # boilerplate: the standard wording about the Ombudsman's role, powers and the law.
 BOILERPLATE_MIN_DECISIONS = 3
@@ -55,6 +56,7 @@ class Part:
     tokens: list[str]  # per passage: its BM25 tokens joined by spaces
     window_ids: list[str]
     vectors: np.ndarray  # float32, one row per window id
+    facts: dict = field(default_factory=dict)  # index.facts.Facts.to_json() of the decision
 
 
 def part_of(decision: Decision, passages: list[Passage], window_counts: list[int], vectors: np.ndarray) -> Part:
@@ -68,7 +70,7 @@ def part_of(decision: Decision, passages: list[Passage], window_counts: list[int
     # BM25 indexes what the encoder embeds: the heading gives short paragraphs the words of their role.
     tokens = [" ".join(tokenize(p.embedding_text())) for p in passages]
     return Part(decision.reference, decision.content_hash, rows, aliases, tokens, window_ids,
-                np.asarray(vectors, dtype=np.float32))
+                np.asarray(vectors, dtype=np.float32), facts_of(decision).to_json())
 
 
 def parts_of_writes(batch: list[DecisionWrite]) -> list[Part]:
@@ -105,7 +107,8 @@ class Parts:
 
     def put(self, parts: Iterable[Part]) -> None:
         rows = [(p.reference, p.content_hash,
-                 json.dumps({"rows": p.rows, "aliases": p.aliases, "tokens": p.tokens, "window_ids": p.window_ids},
+                 json.dumps({"rows": p.rows, "aliases": p.aliases, "tokens": p.tokens, "window_ids": p.window_ids,
+                             "facts": p.facts},
                             ensure_ascii=False),
                  p.vectors.tobytes(), int(p.vectors.shape[1]) if p.vectors.ndim == 2 else 0)
                 for p in parts]
@@ -155,7 +158,8 @@ class Parts:
             for ref, content_hash, body, blob, dim in rows:
                 data = json.loads(body)
                 vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((0, 0), np.float32)
-                yield Part(ref, content_hash, data["rows"], data["aliases"], data["tokens"], data["window_ids"], vectors)
+                yield Part(ref, content_hash, data["rows"], data["aliases"], data["tokens"], data["window_ids"], vectors,
+                           data.get("facts", {}))
             if len(rows) < page:
                 return
             after = rows[-1][0]
@@ -237,6 +241,7 @@ def _write(folder: Path, current: str, parts: Parts, records: dict[str, Decision
     rows: list[list] = []
     tokens: list[list[str]] = []
     aliases: dict[str, list[str]] = {}
+    facts: dict[str, dict] = {}
     window_ids: list[str] = []
     interned: dict[str, str] = {}  # one string object per distinct token keeps a large build small
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".vectors-"))
@@ -251,6 +256,7 @@ def _write(folder: Path, current: str, parts: Parts, records: dict[str, Decision
             rows.extend(part.rows)
             tokens.extend([interned.setdefault(t, t) for t in line.split()] or ["_empty_"] for line in part.tokens)
             aliases[part.reference] = part.aliases
+            facts[part.reference] = part.facts
             window_ids.extend(part.window_ids)
             matrix[at : at + len(part.vectors)] = part.vectors
             at += len(part.vectors)
@@ -264,13 +270,14 @@ def _write(folder: Path, current: str, parts: Parts, records: dict[str, Decision
         lexical = LexicalIndex.from_tokens([r[0] for r in rows], tokens)
         del tokens, interned
         lexical.save(folder, current,
-                     {"catalogue.json": catalogue(rows, aliases, records), "vector_ids.json": window_ids},
+                     {"catalogue.json": catalogue(rows, aliases, records, facts), "vector_ids.json": window_ids},
                      {"vectors.npy": vectors})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str, DecisionRecord]) -> dict:
+def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str, DecisionRecord],
+              facts: dict[str, dict] | None = None) -> dict:
     """The retriever's in-memory view: per passage the fields it filters and groups on, per decision
     its metadata, and which paragraph openings many decisions share (boilerplate)."""
     per_key: dict[str, set[str]] = defaultdict(set)
@@ -280,7 +287,7 @@ def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str
     decisions = {
         ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
               "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs,
-              "aliases": aliases.get(ref, [])}
+              "aliases": aliases.get(ref, []), "facts": (facts or {}).get(ref, {})}
         for ref, r in records.items()
     }
     return {"passages": rows, "boilerplate": shared, "decisions": decisions}

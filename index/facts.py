@@ -96,7 +96,7 @@ _FAULT = re.compile(
 # Sentences that speak of fault without finding it: the complaint's own claims, the definition.
 _NOT_A_FINDING = re.compile(r"evidence\s+of\s+fault|whether\s+(?:there\s+was\s+)?(?:any\s+)?fault|if\s+there\s+was\s+fault"
                             r"|we\s+call\s+.fault|word\s+.fault|fault.\s+to\s+refer|referred\s+to\s+as\s+.fault"
-                            r"|consider\s+whether|decide\s+whether|look\s+at\s+whether|\bcomplain|\bsays?\b|\bsaid\b"
+                            r"|consider\s+whether|decide\s+whether|look\s+at\s+whether|\bcomplain(?:s|ed|ing)?\b|\bsays?\b|\bsaid\b"
                             r"|\bbelieves?\b|\bfeels?\b|\bthinks?\b|\balleg", re.I)
 _CLAIMED = re.compile(r"\bcomplain(?:s|ed|ing)?\b|\bsays?\b|\bsaid\b|\bwhether\b|\bbelieves?\b|\balleg", re.I)
 _CLAIMS = re.compile(r"\bcomplain(?:s|ed|ing)?\b|\bsays?\b|\bsaid\b|\bbelieves?\b|\balleg|\bwants?\b", re.I)
@@ -206,7 +206,9 @@ def _for(clause: str) -> str:
     m = _FOR.search(clause)
     if not m:
         return ""
-    return re.split(r",|\band\s+(?:to|will|should|pay|apologise)\b|\bwithin\b", m.group(1))[0].strip()
+    text = re.split(r",|\band\s+(?:to|will|should|pay|apologise)\b|\bwithin\b|\b(?:provides?|is|was|are|were|would|will|should)\b",
+                    m.group(1))[0].strip()
+    return re.sub(r"\s+(?:and|or|the|a|of|to)$", "", text).strip()
 
 
 def _payments(sentence: str, n, clause_text: str) -> list[Remedy]:
@@ -224,7 +226,7 @@ def _payments(sentence: str, n, clause_text: str) -> list[Remedy]:
                          r"|uncertainty|frustration|inconvenience)", wide, re.I)
         disputed = re.search(r"(?:fee|bill|charge|cost|grant|arrears|liability|debt|rent|limit|invoice)s?\s+(?:of|was|were|is)\s*$",
                              sentence[max(0, m.start() - 30): m.start()], re.I)
-        waived = re.search(r"\b(?:remov|refund|waiv|cancel|reimburs|writ\w*\s+off)\w*\s+(?:\w+\s+){0,5}$",
+        waived = re.search(r"\b(?:remov|refund|waiv|cancel|reimburs|writ\w*\s+off)\w*\s+(?:[\w’']+\s+){0,5}$",
                            sentence[max(0, m.start() - 60): m.start()].replace("£", ""), re.I)
         if (not disputed or waived) and (after or _PAYMENT.search(window) or near):
             amount = int(m.group(1).replace(",", ""))

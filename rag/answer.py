@@ -53,6 +53,7 @@ class Answer:
     closest: list[Hit] = field(default_factory=list)
     missing: str = ""
     refused: str = ""
+    figures: dict | None = None  # an aggregate answer's counts (``rag.stats``), for a chart
 
     @property
     def decision(self) -> str | None:
@@ -74,6 +75,7 @@ class Answer:
             "closest": [h.to_json() for h in self.closest],
             "missing": self.missing,
             "refused": self.refused,
+            **({"figures": self.figures} if self.figures is not None else {}),
         }
 
 
@@ -128,8 +130,26 @@ class Answerer:
         """What the answer to ``question`` will be made of (checked first, like ``answer``)."""
         return self.planner.plan(check_question(question), history or [], filters or Filters())
 
+    def aggregate(self, question: str, filters: Filters | None = None) -> Answer | None:
+        """The answer to a question about the archive as a whole ("how many upheld complaints
+        against Cornwall?"), counted exactly; None for an ordinary question."""
+        from rag.aggregate import Aggregator
+
+        q = check_question(question)
+        retriever = self.retriever
+        got = Aggregator(retriever).answer(q, retriever.understand(q), filters or Filters())
+        if got is None:
+            return None
+        return Answer(q, got.text, True, got.citations, EXTRACTIVE, got.note, figures=got.figures)
+
     def _run(self, question: str, history: list[Turn] | None, filters: Filters | None,
              streaming: bool) -> Iterator[str | Answer]:
+        counted = self.aggregate(question, filters)
+        if counted is not None:
+            if streaming:
+                yield from _growing(counted.text)
+            yield counted
+            return
         plan = self.plan(question, history, filters)
         if self.llm is not None and plan.found and plan.decisions:
             try:

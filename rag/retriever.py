@@ -39,6 +39,8 @@ class Filters:
     since: date | None = None
     until: date | None = None
     ref: str = ""
+    remedy: str = ""  # a kind of remedy the decision records (apology, payment, reconsider, service, other)
+    fault: str = ""  # found, not found or partly
 
     @property
     def empty(self) -> bool:
@@ -167,6 +169,13 @@ class Retriever:
             lo = (filters.since or date.min).isoformat()
             hi = (filters.until or date.max).isoformat()
             narrow({r for r, d in cat.decisions.items() if d["decision_date"] and lo <= d["decision_date"] <= hi})
+        if filters.remedy:
+            kind = filters.remedy.strip().lower()
+            narrow({r for r, d in cat.decisions.items()
+                    if any(x["kind"] == kind for x in d.get("facts", {}).get("remedies", ()))})
+        if filters.fault:
+            fault = filters.fault.strip().lower()
+            narrow({r for r, d in cat.decisions.items() if (d.get("facts", {}).get("fault") or "") == fault})
         return refs
 
     def allowed_passages(self, query: Query, filters: Filters | None = None,

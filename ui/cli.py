@@ -1,4 +1,4 @@
-"""The ``ombudsman`` command line: ingest, show, search, ask, cite, eval, serve.
+"""The ``ombudsman`` command line: ingest, show, search, ask, cite, stats, similar, compare, eval, serve.
 
 Only this module and the Gradio app print; everything below them logs. Options shared by every
 command (``--index``, ``--chroma-url``, ``--encoder``) may come from environment variables.
@@ -185,26 +185,47 @@ def ingest(settings: Settings, paths: tuple[Path, ...], prune: bool, rebuild: bo
 @_guard
 def show(settings: Settings, reference: str, as_json: bool) -> None:
     """Print an indexed decision with its official paragraph numbers (REFERENCE in any form)."""
+    from index.facts import facts_of
+
     d = settings.archive.decision(reference)
+    facts = facts_of(d)
     if as_json:
-        _echo_json(d.to_json())
+        _echo_json({**d.to_json(), **facts.to_json()})
         return
     click.echo(f"{d.authority} ({d.reference})")
     click.echo(f"Category: {d.category_path}\nDecision: {d.outcome}")
     click.echo(f"Decision date: {d.decision_date.isoformat() if d.decision_date else 'unknown'}\n{d.url}\n")
     click.echo(f"Summary: {d.summary}")
+    click.echo("\n" + "\n".join(facts_lines(facts)))
     for heading, paragraphs in d.by_heading(" > "):
         click.echo(f"\n{heading}")
         for p in paragraphs:
             click.echo(f"  {p.number}. {p.text}")
 
 
-def _filters(authority: str, category: str, outcome: str, since, until, ref: str):
+def facts_lines(facts) -> list[str]:
+    """The facts read from a decision, a line each, each naming the paragraph it comes from."""
+    def where(p) -> str:
+        return "Summary" if p == "summary" else f"para {p}"
+
+    lines = [f"Fault: {facts.fault or 'no finding'}" + (f" ({where(facts.fault_paragraph)})" if facts.fault_paragraph else ""),
+             f"Injustice: {facts.injustice or 'not stated'}"]
+    for r in facts.remedies:
+        amount = f" £{r.amount:,}" if r.amount is not None else ""
+        lines.append(f"Remedy: {r.kind}{amount}" + (f" for {r.for_}" if r.for_ else "") + f" ({where(r.paragraph)})")
+    for c in facts.closed_because:
+        lines.append(f"Not investigated because: {c.reason.replace('_', ' ')} ({where(c.paragraph)})")
+    return lines
+
+
+def _filters(authority: str, category: str, outcome: str, since, until, ref: str = "", remedy: str = "",
+             fault: str = ""):
     from rag.retriever import Filters
 
     return Filters(
         authority=authority or "", category=category or "", outcome=outcome or "",
         since=since.date() if since else None, until=until.date() if until else None, ref=ref or "",
+        remedy=remedy or "", fault=fault or "",
     )
 
 
@@ -217,6 +238,10 @@ def filter_options(fn):
         click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions dated on or after (YYYY-MM-DD)."),
         click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions dated on or before (YYYY-MM-DD)."),
         click.option("--ref", default="", help="Only this decision (reference in any form)."),
+        click.option("--remedy", default="", type=click.Choice(["", "apology", "payment", "reconsider", "service", "other"]),
+                     help="Only decisions recording this kind of remedy."),
+        click.option("--fault", default="", type=click.Choice(["", "found", "not found", "partly"]),
+                     help="Only decisions with this finding on fault."),
     ]):
         fn = opt(fn)
     return fn
@@ -271,11 +296,11 @@ def read_queries(path: Path) -> list[dict]:
 @pass_settings
 @_guard
 def search(settings: Settings, question: str | None, k: int, mode: str, queries: Path | None, as_json: bool,
-           as_csv: bool, authority: str, category: str, outcome: str, since, until, ref: str) -> None:
+           as_csv: bool, authority: str, category: str, outcome: str, since, until, ref: str, remedy: str, fault: str) -> None:
     """Find the paragraphs that best match QUESTION (or every question in --queries)."""
     from rag.question import check_question
 
-    filters = _filters(authority, category, outcome, since, until, ref)
+    filters = _filters(authority, category, outcome, since, until, ref, remedy, fault)
     question, items = _questions(question, queries)
     retriever = settings.archive.retriever
     if as_csv:
@@ -305,6 +330,112 @@ def search(settings: Settings, question: str | None, k: int, mode: str, queries:
         click.echo(f"[{i}] {h.authority} ({h.ref}), {h.label} — {h.section}  score {h.score:.3f}")
         click.echo(f"    {h.outcome}, {h.decision_date}  {h.url}")
         click.echo("    " + h.text.replace("\n", "\n    ") + "\n")
+
+
+def _stat_filters(authority, category, outcome, since, until, remedy, fault):
+    return _filters(authority, category, outcome, since, until, "", remedy, fault)
+
+
+@main.command()
+@common_options
+@click.option("--by", "by", default="outcome", show_default=True,
+              type=click.Choice(["authority", "category", "outcome", "year", "remedy", "closed_because", "fault"]),
+              help="What to group the decisions by.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON, every group with its references.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the groups as CSV.")
+@filter_options
+@pass_settings
+@_guard
+def stats(settings: Settings, by: str, as_json: bool, as_csv: bool, authority: str, category: str, outcome: str,
+          since, until, ref: str, remedy: str, fault: str) -> None:
+    """Count decisions, upheld shares and payments, grouped BY a field; every figure with the
+    references it counts (filters as for search)."""
+    from rag.query import Query
+    from rag.stats import pounds, stats as count, to_csv
+
+    retriever = settings.archive.retriever
+    filters = _filters(authority, category, outcome, since, until, ref, remedy, fault)
+    refs = retriever.allowed_refs(Query(text=""), filters)
+    result = count(retriever.catalogue.decisions, by, refs)
+    if as_json:
+        _echo_json(result)
+        return
+    if as_csv:
+        click.echo(to_csv(result), nl=False)
+        return
+    p = result["payments"]
+    click.echo(f"{result['total']} decisions, {result['upheld']} upheld; {p['count']} payments with a sum stated"
+               + (f" (median {pounds(p['median'])}, {pounds(p['min'])} to {pounds(p['max'])})" if p["count"] else ""))
+    for g in result["groups"]:
+        gp = g["payments"]
+        paid = f"; payments {gp['count']}, median {pounds(gp['median'])}" if gp["count"] else ""
+        refs_shown = ", ".join(g["refs"][:6]) + (" …" if len(g["refs"]) > 6 else "")
+        click.echo(f"  {g['key']}: {g['count']} (upheld {g['upheld']}, {g['upheld_share']:.0%}){paid}  [{refs_shown}]")
+
+
+@main.command()
+@common_options
+@click.argument("text", required=False)
+@click.option("--ref", "reference", default="", help="Find decisions like this indexed one instead of a description.")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50), help="How many decisions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decisions and the split of outcomes as JSON.")
+@pass_settings
+@_guard
+def similar(settings: Settings, text: str | None, reference: str, k: int, as_json: bool) -> None:
+    """The decisions most like a complaint described in everyday words (TEXT), or like --ref REF:
+    each with its outcome, remedies and the paragraph that matched, and the split of outcomes."""
+    from index.decision import normalise_reference
+    from rag.question import check_question
+    from rag.similar import description_of, remedies_text, similar as find
+    from rag.stats import pounds
+
+    retriever = settings.archive.retriever
+    exclude = ""
+    if reference:
+        exclude = normalise_reference(reference)
+        if exclude not in retriever.catalogue.decisions:
+            raise KeyError(f"decision {exclude} is not indexed")
+        text = description_of(retriever, exclude)
+    if not text:
+        raise ValueError("describe the complaint (TEXT) or give --ref REF")
+    result = find(retriever, text if reference else check_question(text), k, exclude=exclude)
+    if as_json:
+        _echo_json(result.to_json())
+        return
+    split = ", ".join(f"{o}: {n}" for o, n in result.outcomes.items())
+    p = result.payments
+    click.echo(f"{len(result.decisions)} similar decisions ({split})"
+               + (f"; payments: {p['count']}, median {pounds(p['median'])}" if p["count"] else ""))
+    for i, d in enumerate(result.decisions, 1):
+        where = "Summary" if d["paragraph"] == "summary" else f"para {d['paragraph']}"
+        click.echo(f"[{i}] {d['authority']} ({d['ref']}), {d['decision_date']}, {d['outcome'] or 'outcome unknown'}"
+                   f"  score {d['score']:.3f}")
+        click.echo(f"    remedies: {remedies_text(d['remedies'])}")
+        click.echo(f"    {where}: {d['text'][:300]}" + ("…" if len(d["text"]) > 300 else ""))
+
+
+@main.command()
+@common_options
+@click.argument("references", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@pass_settings
+@_guard
+def compare(settings: Settings, references: tuple[str, ...], as_json: bool) -> None:
+    """Two to five decisions side by side: authority, date, category, outcome, fault, remedies,
+    reasons not investigated, Summary."""
+    from rag.similar import compare as side_by_side, remedies_text
+
+    rows = side_by_side(settings.archive, list(references))
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        reasons = ", ".join(c["reason"].replace("_", " ") for c in r["closed_because"]) or "-"
+        click.echo(f"{r['ref']}  {r['authority']}, {r['decision_date']}, {r['category']}")
+        click.echo(f"    outcome: {r['outcome'] or 'unknown'}; fault: {r['fault'] or 'no finding'}; "
+                   f"not investigated because: {reasons}")
+        click.echo(f"    remedies: {remedies_text(r['remedies'])}")
+        click.echo(f"    summary: {r['summary']}\n")
 
 
 @main.command("eval")
@@ -360,7 +491,7 @@ def _print_answer(answer) -> None:
 @pass_settings
 @_guard
 def ask(settings: Settings, question: str | None, queries: Path | None, as_json: bool,
-        authority: str, category: str, outcome: str, since, until, ref: str) -> None:
+        authority: str, category: str, outcome: str, since, until, ref: str, remedy: str, fault: str) -> None:
     """Answer QUESTION from the indexed decisions, citing the paragraphs it quotes.
 
     Extractive and offline by default; with OMBUDSMAN_LLM_URL and OMBUDSMAN_LLM_MODEL set, a
@@ -369,7 +500,7 @@ def ask(settings: Settings, question: str | None, queries: Path | None, as_json:
     """
     from rag.answer import Answerer
 
-    filters = _filters(authority, category, outcome, since, until, ref)
+    filters = _filters(authority, category, outcome, since, until, ref, remedy, fault)
     question, items = _questions(question, queries)
     answerer = Answerer(settings.archive)
     if queries:
