@@ -262,6 +262,76 @@ def test_the_conversation_downloads_as_markdown_and_its_citations_as_csv(visit, 
     page.screenshot(path=str(tmp_path / "exports.png"))
 
 
+@pytest.fixture(scope="module")
+def corpus_url(corpus_archive):
+    with served(corpus_archive) as url:
+        yield url
+
+
+def test_the_explore_tab_charts_the_archive_and_a_bar_lists_its_decisions(visit, corpus_url, tmp_path):
+    v = visit(corpus_url, size=(1366, 1000))
+    page = v.page
+    v.tab("Explore")
+    page.wait_for_selector("#x-summary .stats-summary")
+    assert page.inner_text("#x-summary").startswith("150 decisions")
+    bars = page.locator('#x-chart path[role="graphics-symbol"]')
+    bars.first.wait_for()
+    assert bars.count() >= 10
+    page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+
+    # Group by outcome, then click the bar of upheld decisions: the decisions behind it are listed.
+    page.locator("#x-by input").click()
+    page.get_by_role("option", name="outcome", exact=True).click()
+    page.wait_for_function("document.querySelector('#x-summary').innerText.includes('Grouped by outcome')")
+    page.wait_for_function("""() => [...document.querySelectorAll('#x-chart path[role="graphics-symbol"]')]
+                               .some(e => (e.getAttribute('aria-label') || '').includes(': Upheld;'))""")
+    labels = page.locator('#x-chart path[role="graphics-symbol"]').evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+    counts = {}
+    for label in labels:  # e.g. "outcome: Upheld; decisions: 56"
+        m = re.search(r"^[^:]+: (.*?); decisions: (\d+)", label or "")
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    assert counts.get("Upheld") == 56 and sum(counts.values()) == 150, labels
+    upheld_bar = None
+    for i in range(bars.count()):
+        bar = page.locator('#x-chart path[role="graphics-symbol"]').nth(i)
+        if ": Upheld;" in (bar.get_attribute("aria-label") or ""):
+            upheld_bar = bar
+    assert upheld_bar is not None
+    upheld_bar.click()
+    page.wait_for_function("document.querySelector('#x-decisions').innerText.includes('56 decisions: Upheld')")
+    assert page.locator("#x-decisions tbody tr").count() == 56
+    page.screenshot(path=str(tmp_path / "explore-bar.png"), full_page=True)
+
+    with page.expect_download() as got:
+        page.click("#x-csv")
+    lines = Path(got.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("outcome,count,upheld") and any(line.startswith("Upheld,56,56") for line in lines)
+
+    v.type("similar-text", "the carers kept arriving late to put my mum to bed")
+    page.click("#similar-btn")
+    page.wait_for_selector("#similar-out .card")
+    assert page.locator("#similar-out .card").count() == 5 and "similar decisions" in page.inner_text("#similar-out")
+    page.get_by_text("Side by side").click()
+    v.type("compare-text", "24 016 809, 24-000-184")
+    page.click("#compare-btn")
+    page.wait_for_selector("#compare-out table.compare")
+    assert "Not investigated because" in page.inner_text("#compare-out")
+    page.screenshot(path=str(tmp_path / "explore-similar.png"), full_page=True)
+    assert v.outside == [] and v.errors == []
+
+
+def test_an_aggregate_question_in_the_chat_comes_with_a_chart(visit, corpus_url, tmp_path):
+    v = visit(corpus_url)
+    page = v.page
+    v.ask("how many upheld complaints against Cornwall Council are there?", 1)
+    answer = page.inner_text('#conversation section.turn[data-turn="1"] .answer-text')
+    assert answer.startswith("2 of the 150 indexed decisions")
+    page.locator('#answer-chart path[role="graphics-symbol"]').first.wait_for()
+    page.screenshot(path=str(tmp_path / "aggregate.png"))
+    assert v.outside == []
+
+
 def test_errors_show_in_the_page_and_it_stays_usable(visit, seeds_url, tmp_path):
     v = visit(seeds_url)
     page = v.page

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from index.config import SEEDS_DIR
 from index.parse import parse_file
+from index.facts import facts_of
 from ui.cli import main
 
 SHOW_KEYS = {"ref", "authority", "category", "outcome", "decision_date", "url", "summary", "paragraphs"}
@@ -51,8 +52,12 @@ def test_show_json_has_the_architecture_shape_with_official_numbers(run):
     assert p15["section"] == "My assessment"
     assert p15["text"].startswith("The Council acknowledges it should have held the strategy meeting")
     assert paragraphs[17]["section"] == "Final decision"
-    # What the store gives back is exactly what the parser made of the file.
-    assert shown == parse_file(SEEDS_DIR / "24-016-809.txt").to_json()
+    # What the store gives back is exactly what the parser made of the file,
+    # plus the facts read from it: not investigated, and why.
+    parsed = parse_file(SEEDS_DIR / "24-016-809.txt")
+    assert shown == {**parsed.to_json(), **facts_of(parsed).to_json()}
+    assert shown["fault"] is None
+    assert "no_evidence_of_fault" in [r["reason"] for r in shown["closed_because"]]
 
 
 def test_show_json_of_the_other_seed(run):

@@ -87,6 +87,23 @@ PAGE_JS = """
     const send = document.querySelector('#ask-btn');
     if (send) send.click();
   }, true);
+  // A click on a bar of the Explore chart selects that bar (the chart selects by dragging across
+  // bars: a click becomes a drag across the one bar clicked).
+  document.addEventListener('click', (event) => {
+    const mark = event.target.closest && event.target.closest('#x-chart path[role="graphics-symbol"]');
+    if (!mark) return;
+    const r = mark.getBoundingClientRect();
+    const y = r.top + r.height / 2;
+    const send = (kind, x, up) => {
+      mark.dispatchEvent(new PointerEvent('pointer' + kind, {bubbles: true, clientX: x, clientY: y, buttons: up ? 0 : 1,
+                                                            pointerId: 1, isPrimary: true}));
+      mark.dispatchEvent(new MouseEvent('mouse' + kind, {bubbles: true, clientX: x, clientY: y, buttons: up ? 0 : 1}));
+    };
+    send('down', r.left + 2, false);
+    send('move', r.left + r.width / 2, false);
+    send('move', r.right - 2, false);
+    send('up', r.right - 2, true);
+  });
 }
 """
 
@@ -508,15 +525,97 @@ class App:
         if isinstance(focus, int) and not 1 <= focus <= len(d.paragraphs):
             from rag.citation import available
 
+            from index.facts import facts_of
+
             return (render.notice(f"{d.reference} has no paragraph {focus}; it has {available(d)}.", kind="warning")
-                    + render.decision_view(d))
-        return render.decision_view(d, focus)
+                    + render.decision_view(d, None, facts_of(d)))
+        from index.facts import facts_of
+
+        return render.decision_view(d, focus, facts_of(d))
 
     def open_first(self, search: str) -> str:
         rows = self.decision_rows(search)
         if not rows:
             return render.notice(f"No indexed decision matches {search!r}." if search else "Nothing is indexed yet.")
         return self.decision_view(rows[0][1])
+
+    # the archive as a whole
+
+    GROUPINGS = ("authority", "category", "outcome", "year", "remedy", "closed_because", "fault")
+
+    def explore(self, by: str, authority: str = ANY, category: str = ANY, outcome: str = ANY, since: str = "",
+                until: str = "", remedy: str = ANY, fault: str = ANY):
+        """(summary, chart data, table rows, CSV download, the figures, decisions list) for the
+        Explore tab: the stats grouped ``by``, under the filters."""
+        import pandas as pd
+
+        from rag.query import Query
+        from rag.stats import stats, to_csv
+
+        try:
+            self.index_problem()
+            f = make_filters(authority, category, outcome, since, until)
+            f = replace(f, remedy="" if remedy in (None, ANY) else remedy, fault="" if fault in (None, ANY) else fault)
+            retriever = self.archive.retriever
+            refs = retriever.allowed_refs(Query(text=""), f)
+            result = stats(retriever.catalogue.decisions, by or "outcome", refs)
+        except USER_ERRORS as e:
+            empty = pd.DataFrame({"group": [], "decisions": []})
+            return render.notice(user_message(e)), empty, [], gr.update(visible=False), {}, ""
+        groups = result["groups"]
+        chart = pd.DataFrame({"group": [g["key"] for g in groups[:25]], "decisions": [g["count"] for g in groups[:25]]})
+        rows = [[g["key"], g["count"], g["upheld"], f"{g['upheld_share']:.0%}", g["payments"]["count"],
+                 render._money(g["payments"]["median"]), (f"{render._money(g['payments']['min'])} to "
+                                                          f"{render._money(g['payments']['max'])}") if g["payments"]["count"] else ""]
+                for g in groups]
+        folder = Path(tempfile.mkdtemp(prefix="ombudsman-stats-"))
+        path = folder / f"decisions-by-{by}.csv"
+        path.write_text(to_csv(result), encoding="utf-8")
+        return (render.stats_summary(result, by), chart,
+                rows, gr.update(visible=True, value=str(path)), result, "")
+
+    def group_decisions(self, result: dict, keys) -> str:
+        """The decisions one group (or several) of the figures counts."""
+        keys = [keys] if isinstance(keys, (str, int, float)) else list(keys or ())
+        groups = [g for g in (result or {}).get("groups", ()) if str(g["key"]) in {str(k) for k in keys}]
+        if not groups:
+            return render.notice(f"No group {', '.join(map(str, keys)) or '(none chosen)'} in these figures.", kind="warning")
+        refs = list(dict.fromkeys(r for g in groups for r in g["refs"]))
+        decisions = self.archive.retriever.catalogue.decisions
+        return render.decision_list(decisions, refs, f"{len(refs)} decisions: " + ", ".join(str(g["key"]) for g in groups))
+
+    def similar_view(self, text: str) -> str:
+        from rag.similar import similar
+
+        try:
+            q = check_question(text)
+            self.index_problem()
+            return render.similar_view(similar(self.archive.retriever, q, 5).to_json())
+        except USER_ERRORS as e:
+            return render.notice(user_message(e))
+
+    def compare_view(self, text: str) -> str:
+        from index.decision import find_references
+        from rag.similar import compare
+
+        refs = find_references(text or "")
+        try:
+            return render.compare_table(compare(self.archive, refs))
+        except USER_ERRORS as e:
+            return render.notice(user_message(e))
+
+    def chart_of(self, chat: Chat | None):
+        """The chart of the last answer when it counted decisions (hidden otherwise)."""
+        import pandas as pd
+
+        chat = chat if isinstance(chat, Chat) else Chat()
+        last = chat.exchanges[-1].answer if chat.exchanges else None
+        figures = getattr(last, "figures", None)
+        if not figures or not figures.get("groups"):
+            return gr.update(visible=False)
+        groups = figures["groups"][:20]
+        data = pd.DataFrame({"group": [g["key"] for g in groups], "decisions": [g["count"] for g in groups]})
+        return gr.update(visible=True, value=data)
 
     # eval
 
@@ -578,6 +677,8 @@ def build_app(archive) -> gr.Blocks:
                 with gr.Row(elem_id="ask-row"):
                     with gr.Column(scale=7, min_width=420, elem_id="chat-col"):
                         conversation = gr.HTML(empty_conv, js_on_load=MARKER_JS, elem_id="conversation")
+                        answer_chart = gr.BarPlot(None, x="group", y="decisions", visible=False, height=240, y_lim=[0, None],
+                                                  label="What the last answer counted", sort="-y", elem_id="answer-chart")
                         with gr.Row(elem_id="examples", visible=True) as examples:
                             example_buttons = [gr.Button(q, size="sm", variant="secondary", elem_classes=["example"])
                                                for q in EXAMPLES]
@@ -639,6 +740,47 @@ def build_app(archive) -> gr.Blocks:
                     with gr.Column(scale=6, min_width=420):
                         decision = gr.HTML(render.EMPTY_DECISION, js_on_load=DECISION_JS, elem_id="decision-view")
 
+            with gr.Tab("Explore", id="explore", elem_id="tab-explore"):
+                gr.HTML('<p class="tab-intro">The archive as a whole: decisions counted by authority, category, '
+                        "outcome, year, remedy, reason not investigated or finding on fault, counted exactly from "
+                        "the decisions' metadata and the facts read from their text.</p>", js_on_load=None)
+                with gr.Row(equal_height=True):
+                    x_by = gr.Dropdown(list(App.GROUPINGS), value="authority", label="Group by", elem_id="x-by", scale=2)
+                    x_authority = gr.Dropdown(authorities, value=ANY, label="Authority", elem_id="x-authority", scale=3)
+                    x_category = gr.Dropdown(categories, value=ANY, label="Category", elem_id="x-category", scale=3)
+                    x_outcome = gr.Dropdown(outcomes, value=ANY, label="Outcome", elem_id="x-outcome", scale=2)
+                with gr.Row(equal_height=True):
+                    x_remedy = gr.Dropdown([ANY, "apology", "payment", "reconsider", "service", "other"], value=ANY,
+                                           label="Remedy", elem_id="x-remedy", scale=2)
+                    x_fault = gr.Dropdown([ANY, "found", "not found", "partly"], value=ANY, label="Fault",
+                                          elem_id="x-fault", scale=2)
+                    x_since = gr.Textbox(label="Decided since", placeholder="YYYY-MM-DD", elem_id="x-since", scale=2)
+                    x_until = gr.Textbox(label="Decided until", placeholder="YYYY-MM-DD", elem_id="x-until", scale=2)
+                    x_btn = gr.Button("Count", variant="primary", elem_id="x-btn", scale=1)
+                x_figures = gr.State({})
+                x_summary = gr.HTML("", js_on_load=None, elem_id="x-summary")
+                x_chart = gr.BarPlot(None, x="group", y="decisions", sort="-y", height=320, x_label_angle=-30, y_lim=[0, None],
+                                     label="Decisions per group (click a bar, or drag across bars, to list them)", elem_id="x-chart")
+                x_table = gr.Dataframe(headers=["Group", "Decisions", "Upheld", "Upheld share", "Payments",
+                                                "Median payment", "Range"], datatype="str", interactive=False,
+                                       wrap=True, max_height=360, elem_id="x-table")
+                x_csv = gr.DownloadButton("Download this table (CSV)", visible=False, size="sm", variant="secondary",
+                                          elem_id="x-csv")
+                x_decisions = gr.HTML("", js_on_load=None, elem_id="x-decisions")
+                with gr.Accordion("Cases like mine", open=True, elem_id="similar-box"):
+                    with gr.Row(equal_height=True):
+                        s_text = gr.Textbox(show_label=False, lines=2, scale=6, elem_id="similar-text",
+                                            placeholder="Describe the complaint in your own words, e.g. “the council "
+                                                        "took a year to assess my son for an EHC plan”")
+                        s_btn = gr.Button("Find similar decisions", variant="primary", scale=1, elem_id="similar-btn")
+                    s_out = gr.HTML("", js_on_load=None, elem_id="similar-out")
+                with gr.Accordion("Side by side", open=False, elem_id="compare-box"):
+                    with gr.Row(equal_height=True):
+                        c_text = gr.Textbox(show_label=False, scale=6, elem_id="compare-text",
+                                            placeholder="Two to five references, e.g. 24 016 809, 24-000-184")
+                        c_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-btn")
+                    c_out = gr.HTML("", js_on_load=None, elem_id="compare-out")
+
             with gr.Tab("Eval", id="eval", elem_id="tab-eval"):
                 gr.HTML('<p class="tab-intro">Runs the retrieval eval suite against this index: the tuning '
                         "questions (eval/questions.jsonl) and the unseen ones (eval/unseen.jsonl) side by side, "
@@ -658,12 +800,35 @@ def build_app(archive) -> gr.Blocks:
                         api_visibility="private", show_progress="hidden")
         export_args = dict(fn=app.exports, inputs=chat_state, outputs=[md_btn, csv_btn], api_visibility="private",
                            show_progress="hidden")
-        question.submit(**ask_args).then(**export_args)
-        ask_btn.click(**ask_args).then(**export_args)
+        chart_args = dict(fn=app.chart_of, inputs=chat_state, outputs=answer_chart, api_visibility="private",
+                          show_progress="hidden")
+        question.submit(**ask_args).then(**export_args).then(**chart_args)
+        ask_btn.click(**ask_args).then(**export_args).then(**chart_args)
         for b in example_buttons:
             b.click(functools.partial(lambda q: q, b.value), None, question, api_visibility="private",
-                    show_progress="hidden").then(**ask_args).then(**export_args)
-        new_btn.click(app.new_chat, None, chat_outputs, api_visibility="private").then(**export_args)
+                    show_progress="hidden").then(**ask_args).then(**export_args).then(**chart_args)
+        new_btn.click(app.new_chat, None, chat_outputs, api_visibility="private").then(**export_args).then(**chart_args)
+
+        x_inputs = [x_by, x_authority, x_category, x_outcome, x_since, x_until, x_remedy, x_fault]
+        x_outputs = [x_summary, x_chart, x_table, x_csv, x_figures, x_decisions]
+        x_btn.click(app.explore, x_inputs, x_outputs, api_visibility="private")
+        x_by.change(app.explore, x_inputs, x_outputs, api_visibility="private", show_progress="hidden")
+
+        def bar_chosen(figures: dict, evt: gr.SelectData) -> str:
+            # The chart reports the groups under the selection (a list of their names).
+            chosen = evt.value if isinstance(evt.value, (list, tuple)) else [evt.value]
+            return app.group_decisions(figures, [c for c in chosen if c is not None])
+
+        def row_chosen(figures: dict, evt: gr.SelectData) -> str:
+            row = evt.row_value or []
+            return app.group_decisions(figures, row[0] if row else "")
+
+        x_chart.select(bar_chosen, x_figures, x_decisions, api_visibility="private")
+        x_table.select(row_chosen, x_figures, x_decisions, api_visibility="private")
+        s_btn.click(app.similar_view, s_text, s_out, api_visibility="private")
+        s_text.submit(app.similar_view, s_text, s_out, api_visibility="private")
+        c_btn.click(app.compare_view, c_text, c_out, api_visibility="private")
+        c_text.submit(app.compare_view, c_text, c_out, api_visibility="private")
         clear_filters.click(lambda: (ANY, ANY, ANY, "", ""), None, filters, api_visibility="private")
 
         def filters_label(*values) -> dict:
@@ -690,6 +855,7 @@ def build_app(archive) -> gr.Blocks:
         table.select(open_row, None, decision, api_visibility="private")
         eval_btn.click(app.run_eval, None, [eval_table, eval_failures, eval_note], api_visibility="private")
         blocks.load(app.header_html, None, header, api_visibility="private", show_progress="hidden")
+        blocks.load(app.explore, x_inputs, x_outputs, api_visibility="private", show_progress="hidden")
         # Links: ?q=... asks the question; ?ref=24-016-809&para=15 opens the decision at that paragraph.
         blocks.load(app.open_link, None, [question, link_question, tabs, decision], api_visibility="private",
                     show_progress="hidden").then(

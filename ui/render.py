@@ -261,7 +261,7 @@ def candidates_html(candidates: Sequence[Any]) -> str:
 
 # -- decisions ---------------------------------------------------------------------------------
 
-def decision_view(d: Any, focus: int | str | None = None) -> str:
+def decision_view(d: Any, focus: int | str | None = None, facts: Any = None) -> str:
     """A whole decision with official paragraph numbers; the Summary first; ``id="p-N"`` anchors;
     the paragraph ``focus`` (a number or "summary") marked, for a link that opens it."""
     url = safe_url(d.url)
@@ -275,6 +275,7 @@ def decision_view(d: Any, focus: int | str | None = None) -> str:
         f'<div class="card-facts"><span class="outcome outcome-{outcome_class(d.outcome)}">{esc(d.outcome or "outcome unknown")}</span>'
         f'<span class="card-date">{esc(date_text)}</span>{link}</div>',
         f'<div class="decision-category">{esc(d.category_path)}</div></header>',
+        facts_box(facts) if facts is not None else "",
         f'<section class="para para-summary{" para-focus" if str(focus) == "summary" else ""}" id="p-summary">'
         f'<div class="para-n">Summary</div><p class="para-text">{esc(d.summary)}</p></section>',
     ]
@@ -359,3 +360,97 @@ def lookup_result(result: Any, texts: dict[str, str] | None = None) -> str:
 
 EMPTY_DECISION = ('<div class="sources-empty">Choose a decision in the table (or type its reference and '
                   "press Open) to read it with its official paragraph numbers.</div>")
+
+
+# -- the archive as a whole ------------------------------------------------------------------------
+
+def _where(paragraph: Any) -> str:
+    return "Summary" if str(paragraph) == SUMMARY else f"para {paragraph}"
+
+
+def _money(amount: Any) -> str:
+    return f"£{int(amount):,}" if amount is not None else ""
+
+
+def remedies_list(remedies: Sequence[dict]) -> str:
+    if not remedies:
+        return '<span class="muted">none recorded</span>'
+    items = []
+    for r in remedies:
+        what = esc(r["kind"]) + (f" {esc(_money(r.get('amount')))}" if r.get("amount") is not None else "")
+        if r.get("for"):
+            what += f" for {esc(r['for'])}"
+        items.append(f'<li title="{esc(r.get("text", ""))}">{what} <span class="muted">({esc(_where(r["paragraph"]))})</span></li>')
+    return '<ul class="remedies">' + "".join(items) + "</ul>"
+
+
+def facts_box(facts: Any) -> str:
+    """What the decision found and did, read from its text, each with its paragraph."""
+    f = facts.to_json() if hasattr(facts, "to_json") else facts
+    fault = f.get("fault") or "no finding"
+    where = f" ({_where(f['fault_paragraph'])})" if f.get("fault_paragraph") else ""
+    reasons = "".join(f'<li title="{esc(c["text"])}">{esc(c["reason"].replace("_", " "))} '
+                      f'<span class="muted">({esc(_where(c["paragraph"]))})</span></li>' for c in f.get("closed_because", ()))
+    return ('<section class="facts"><h3>Read from the decision</h3><dl>'
+            f"<dt>Fault</dt><dd>{esc(fault)}{esc(where)}</dd>"
+            f"<dt>Injustice</dt><dd>{esc(f.get('injustice') or 'not stated')}</dd>"
+            f"<dt>Remedies</dt><dd>{remedies_list(f.get('remedies', ()))}</dd>"
+            + (f'<dt>Not investigated because</dt><dd><ul class="remedies">{reasons}</ul></dd>' if reasons else "")
+            + "</dl></section>")
+
+
+def stats_summary(result: dict, by: str) -> str:
+    p = result["payments"]
+    money = (f"; {p['count']} payment{'s' if p['count'] != 1 else ''} with a sum stated: median {_money(p['median'])}, "
+             f"{_money(p['min'])} to {_money(p['max'])}") if p["count"] else ""
+    return (f'<div class="stats-summary"><b>{result["total"]:,}</b> decisions, <b>{result["upheld"]:,}</b> upheld'
+            f"{esc(money)}. Grouped by {esc(by.replace('_', ' '))}; click a bar or a row to list its decisions.</div>")
+
+
+def decision_list(decisions: dict[str, dict], refs: Sequence[str], heading: str) -> str:
+    """The decisions behind a figure: each with its outcome, date, remedies and a link to it."""
+    rows = []
+    for ref in refs:
+        d = decisions.get(ref, {})
+        facts = d.get("facts") or {}
+        link = f"?ref={esc(ref.replace(' ', '-'))}"
+        rows.append(f'<tr><td><a href="{link}" target="_blank">{esc(ref)}</a></td><td>{esc(d.get("authority", ""))}</td>'
+                    f'<td>{esc(nice_date(d.get("decision_date")))}</td>'
+                    f'<td><span class="outcome outcome-{outcome_class(d.get("outcome", ""))}">{esc(d.get("outcome") or "unknown")}</span></td>'
+                    f"<td>{remedies_list(facts.get('remedies', ()))}</td></tr>")
+    return (f'<section class="group-decisions"><h3>{esc(heading)}</h3><table class="plain"><thead><tr><th>Reference</th>'
+            "<th>Authority</th><th>Decided</th><th>Outcome</th><th>Remedies</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table></section>")
+
+
+def similar_view(result: dict) -> str:
+    split = ", ".join(f"{esc(k)}: {v}" for k, v in result["outcomes"].items())
+    p = result["payments"]
+    money = (f"; payments: {p['count']}, median {_money(p['median'])} ({_money(p['min'])} to {_money(p['max'])})"
+             if p["count"] else "")
+    cards = []
+    for i, d in enumerate(result["decisions"], 1):
+        link = f"?ref={esc(d['ref'].replace(' ', '-'))}&amp;para={esc(d['paragraph'])}"
+        cards.append(f'<article class="card" data-ref="{esc(d["ref"])}"><header class="card-head"><span class="card-n">{i}</span>'
+                     f'<div class="card-title"><div class="card-authority">{esc(d["authority"])}</div>'
+                     f'<div class="card-where"><span class="card-ref">{esc(d["ref"])}</span>'
+                     f'<span class="card-para">{esc(_where(d["paragraph"]))}</span></div></div></header>'
+                     f'<div class="card-facts"><span class="outcome outcome-{outcome_class(d["outcome"])}">{esc(d["outcome"] or "outcome unknown")}</span>'
+                     f'<span class="card-date">{esc(nice_date(d["decision_date"]))}</span>'
+                     f'<a class="card-open" href="{link}" target="_blank">Open in the decision</a></div>'
+                     f'<div class="card-remedies">Remedies: {remedies_list(d["remedies"])}</div>'
+                     f'<p class="card-text">{esc(d["text"])}</p></article>')
+    return (f'<div class="stats-summary">{len(result["decisions"])} similar decisions ({split}){esc(money)}. '
+            "The paragraph shown is the one that matched.</div>" + "".join(cards))
+
+
+def compare_table(rows: Sequence[dict]) -> str:
+    fields = [("Authority", lambda r: esc(r["authority"])), ("Decided", lambda r: esc(nice_date(r["decision_date"]))),
+              ("Category", lambda r: esc(r["category"])),
+              ("Outcome", lambda r: f'<span class="outcome outcome-{outcome_class(r["outcome"])}">{esc(r["outcome"] or "unknown")}</span>'),
+              ("Fault", lambda r: esc(r["fault"] or "no finding")), ("Remedies", lambda r: remedies_list(r["remedies"])),
+              ("Not investigated because", lambda r: esc(", ".join(c["reason"].replace("_", " ") for c in r["closed_because"]) or "-")),
+              ("Summary", lambda r: esc(r["summary"]))]
+    head = "".join(f'<th><a href="?ref={esc(r["ref"].replace(" ", "-"))}" target="_blank">{esc(r["ref"])}</a></th>' for r in rows)
+    body = "".join(f"<tr><th>{name}</th>" + "".join(f"<td>{show(r)}</td>" for r in rows) + "</tr>" for name, show in fields)
+    return f'<table class="plain compare"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>'
