@@ -11,12 +11,26 @@
   ``mismatch``: a complainant or detail no decision has), with how each was refused (by the
   council rule, by relevance alone, by the alias check);
 - ``positives_answered``: share of questions with gold that got an answer, and the shares lost to
-  each way of refusing.
+  each way of refusing;
+- ``answer_contains_line``: share of answerable questions with a marked answering line (the
+  sentence of the decision that best answers it, marked by the question's writer) whose answer
+  quotes that line, overall and per kind (``answer_contains_line_why`` ...); a question not
+  answered counts as not containing it;
+- ``answers_opening_with_fragment``: how many answers open with a piece of a thought rather than
+  a whole one (a list item without its lead-in, a lead-in without its item, a sentence begun
+  mid-way); a count, not a share: it should be 0.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+
+from rag.selection import ITEM_MARKER
+
+_MARKER = re.compile(r"\s*\[\d+\]")
+_FRAGMENT_START = re.compile(r"^(?:\(?[a-z]{1,3}\)|\(?\d{1,2}[.)]|[•\-–·*]|[a-z,;:)])")
+KINDS = ("why", "fact", "paraphrase", "reference", "law")
 
 
 def gold_refs(question) -> set[str]:
@@ -43,6 +57,44 @@ def answer_checks(archive, questions) -> dict[str, float]:
     return score_answers([q for q in questions if q.id in answers], answers)
 
 
+def normalised(text: str) -> str:
+    """Text compared for containment: citation markers gone, quotes straightened, spacing and case
+    made uniform, so that a line quoted across two adjacent sentences still matches."""
+    text = _MARKER.sub("", text).replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+    return " ".join(text.lower().split())
+
+
+def contains_line(answer, line: str) -> bool:
+    """Whether the answer quotes the marked line: the line (without a list item's bullet or
+    letter) appears in the answer's text, as written or across the sentences quoted for its
+    citations in their order."""
+    want = normalised(ITEM_MARKER.sub("", line)).rstrip(".")
+    if not want or not answer.found:
+        return False
+    quoted = " ".join(s for c in answer.citations for s in c.sentences)
+    return want in normalised(answer.text) or want in normalised(quoted)
+
+
+def fragment(sentence: str) -> bool:
+    """Whether a quoted piece is not a whole thought: a list item with no lead-in ("a) refused
+    ..."), a lead-in with no item ("Mr X complained the Council:"), or a piece begun mid-sentence. An item ending in ";" or
+    ", or" is whole: that is how lists are punctuated."""
+    s = sentence.strip()
+    return bool(s) and (bool(_FRAGMENT_START.match(s)) or s.endswith(":"))
+
+
+def opens_with_fragment(answer) -> bool:
+    """Whether the first thought an answer quotes is a fragment (answers quote in citation order):
+    a lead-in ending in ":" is whole when its item is quoted with it."""
+    if not answer.found or not answer.citations or not answer.citations[0].sentences:
+        return False
+    pieces = answer.citations[0].sentences
+    first = pieces[0].strip()
+    if first.endswith(":") and len(pieces) > 1:
+        return bool(_FRAGMENT_START.match(first))
+    return fragment(first)
+
+
 def share(k: int, n: int) -> float:
     return round(k / n, 4) if n else 1.0
 
@@ -54,8 +106,15 @@ def score_answers(questions, answers: dict) -> dict[str, float]:
     refused: Counter = Counter()
     how: Counter = Counter()
     lost: Counter = Counter()
+    lined: Counter = Counter()
+    contains: Counter = Counter()
+    fragments = 0
     for q in questions:
         a = answers[q.id]
+        fragments += opens_with_fragment(a)
+        if q.answer and not q.negative:
+            lined[q.kind] += 1
+            contains[q.kind] += contains_line(a, q.answer)
         for c in a.citations:
             citations += 1
             contained += bool(c.sentences) and all(s in c.hit.text for s in c.sentences)
@@ -87,6 +146,10 @@ def score_answers(questions, answers: dict) -> dict[str, float]:
         out[f"negatives_refused_{kind}"] = share(refused[kind], negatives[kind]) if negatives[kind] else None
     for reason, name in (("council", "council_rule"), ("topic", "relevance"), ("mismatch", "alias_check")):
         out[f"negatives_refused_by_{name}"] = share(how[reason], sum(negatives.values()))
+    out["answer_contains_line"] = share(sum(contains.values()), sum(lined.values()))
+    for kind in KINDS:
+        out[f"answer_contains_line_{kind}"] = share(contains[kind], lined[kind]) if lined[kind] else None
+    out["answers_opening_with_fragment"] = fragments
     out["positives_answered"] = share(positives_ok, positives)
     for reason, name in (("council", "council_rule"), ("topic", "relevance"), ("mismatch", "alias_check")):
         out[f"positives_refused_by_{name}"] = share(lost[reason], positives)

@@ -177,7 +177,7 @@ def format_table(report: EvalReport) -> str:
         checks = list(dict.fromkeys(c for s in report.answers.values() for c in s))
         splits = [s for s in report.splits if s in report.answers] + \
                  [s for s in report.answers if s not in report.scored]
-        rows = [[c, *(f"{report.answers[s][c]:.3f}" if report.answers[s].get(c) is not None else "-" for s in splits)]
+        rows = [[c, *(_figure(report.answers[s].get(c)) for s in splits)]
                 for c in checks]
         lines += ["", "Answer-level checks"] + _table(["check", *splits], rows)
     if report.failures:
@@ -190,6 +190,13 @@ def format_table(report: EvalReport) -> str:
         lines += ["", f"Unseen questions with no gold passage in the top 5: {report.unseen_failures} "
                       "(not listed: the unseen questions measure, they are not for tuning)"]
     return "\n".join(lines)
+
+
+def _figure(value) -> str:
+    """A share to three places, a count as it is, a check that does not apply as "-"."""
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
 
 
 def evaluate_archive(archive, questions: list[Question], retrievers: tuple[str, ...] = RETRIEVERS,

@@ -1,40 +1,30 @@
 """Extractive composition: the answer's text made of sentences quoted word for word from the
 planned paragraphs, each followed by its ``[n]``, under a label naming its decision.
 
-Nothing is written but the quoted sentences, the labels (authority, reference, date, outcome) and
-the fixed notes for "not found" and "several decisions match".
+Nothing is written but the quoted sentences, the labels (authority, reference, date, outcome),
+the fixed notes for "not found" and "several decisions match", and for a question about fault or
+remedy a first line stated from the decision's facts (``index.facts``: "No: the Ombudsman found no
+fault.", "£300 for the distress caused.") followed at once by the sentences it rests on.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-import numpy as np
 
+from index.decision import passage_id
 from index.lexical import tokenize
-from index.passage import SUMMARY
 from rag.citation import Citation, format_date
-from rag.evidence import section_role
+from rag.parameters import MAX_SENTENCES, PER_DECISION_SENTENCES
+from rag.ranker import Ranker
 from rag.plan import COUNCIL, MISMATCH, Plan, Planner
 from rag.retriever import Hit
+from rag.selection import Asked, Thought, asks_fault, asks_remedy, features, load_selector, states_finding, thoughts
 from rag.similarity import Similarity, sentences
 
-MAX_SENTENCES = 4  # in a single-decision answer
-MIN_SENTENCES = 2
-PER_DECISION_SENTENCES = 2  # in an answer that covers several decisions
-MARGIN = 0.12  # a sentence joins the answer when it scores within this of the best one
-SECOND_MARGIN = 0.25  # ... or, to reach MIN_SENTENCES, within this
 DUPLICATE = 0.92  # cosine above which two sentences say the same thing (Summary vs Final decision)
-RANK_BONUS = 0.10  # for sentences of paragraphs the retriever ranked higher
-LEXICAL_BONUS = 0.15  # times the share of the question's distinctive words the sentence contains
-STRUCTURE_BONUS = 0.15  # Summary / Final decision, for questions about the outcome or its reasons
-ASSESSMENT_BONUS = 0.05  # "My assessment" and similar, for "why" questions
-FURNITURE_PENALTY = 0.10  # standard sections ("role and powers") unless the question is about the law
-SUMMARY_FIRST_BONUS = 0.30  # a reference asked about with no paragraph: its Summary says what it decided
 MAX_QUOTED_PARAGRAPH = 8  # sentences quoted from a paragraph asked for by number
-
-_ANAPHOR = re.compile(r"^(?:This|That|These|Those|It|Its|They|Their|He|His|She|Her|However|But|So|Therefore|Also|"
-                      r"And|As a result|In addition|Because of this)\b")
 
 
 def label(decision: dict, ref: str) -> str:
@@ -71,21 +61,47 @@ def not_found_text(plan: Plan) -> str:
     return text
 
 
+def asked(plan: Plan, residual: list[str], lexical=None) -> Asked:
+    """What the planned question asks, for the sentence features (``lexical``: the archive's BM25
+    index, for how rare each of the question's words is)."""
+    q = plan.query
+    rarity: dict[str, float] = {}
+    if lexical is not None and residual:
+        words = list(dict.fromkeys(residual))
+        for w in words:
+            found = lexical.postings(w, unindexed=True)
+            rarity[w] = found[0][0] if found else 0.0
+    return Asked(why=q.why, outcome=plan.outcome_question, complaint=q.complaint,
+                 remedy=asks_remedy(plan.search) and not q.complaint, fault=asks_fault(plan.search) and not q.complaint,
+                 law=q.law, reference=bool(q.references) and q.paragraph is None,
+                 words=frozenset(residual),
+                 rarity=tuple(sorted(rarity.items())))
+
+
+def pounds(amount: int) -> str:
+    return f"£{amount:,}"
+
+
 class Composer:
     """Chooses and quotes the sentences of an extractive answer."""
 
-    def __init__(self, planner: Planner, similarity: Similarity) -> None:
+    def __init__(self, planner: Planner, similarity: Similarity, selector: Ranker | None = None) -> None:
         self.planner = planner
         self.similarity = similarity
+        self.selector = selector  # the fitted sentence weights (default: rag/selection.json)
 
     def compose(self, plan: Plan) -> tuple[str, list[Citation]]:
         """The answer's text and its citations (numbered in order of first use)."""
         several = len(plan.decisions) > 1
-        chosen: list[tuple[str, Hit, str]] = []  # (decision ref, hit, sentence)
+        what = asked(plan, self.planner.residual(plan.query.content, plan.query), self.planner.retriever.catalogue.lexical)
+        chosen: dict[str, tuple[str, list[Thought]]] = {}  # ref -> (first line from the facts, thoughts)
         for ref in plan.decisions:
+            passages = list(plan.passages.get(ref, []))
+            lead, required = ("", []) if several or plan.paragraph is not None else self.lead(ref, what, passages)
             limit = PER_DECISION_SENTENCES if several else MAX_SENTENCES
-            for hit, sentence in self.pick(plan, plan.passages.get(ref, []), limit):
-                chosen.append((ref, hit, sentence))
+            picked = self.pick(plan, passages, limit, what, required)
+            if picked:
+                chosen[ref] = (lead, picked)
         if not chosen:
             return "", []
         numbers: dict[str, int] = {}
@@ -99,90 +115,130 @@ class Composer:
                          else "The question names several decisions; here is what each says:")
         decisions = self.planner.retriever.catalogue.decisions
         for i, ref in enumerate(plan.decisions, start=1):
-            mine = [(h, s) for r, h, s in chosen if r == ref]
-            if not mine:
+            if ref not in chosen:
                 continue
+            lead, mine = chosen[ref]
             body = []
-            for hit, sentence in mine:
+            for t in mine:
+                hit = t.hit
                 n = numbers.setdefault(hit.id, len(numbers) + 1)
                 hits[hit.id] = hit
                 quoted.setdefault(hit.id, [])
-                if sentence not in quoted[hit.id]:
-                    quoted[hit.id].append(sentence)
-                body.append(f"{sentence} [{n}]")
+                for piece in t.pieces:
+                    if piece not in quoted[hit.id]:
+                        quoted[hit.id].append(piece)
+                body.append(f"{t.text} [{n}]")
             head = label(decisions.get(ref, {}), ref)
-            lines.append(f"{f'{i}. ' if several else ''}{head}:\n{' '.join(body)}")
+            stated = f"{lead}\n" if lead else ""  # the facts' first line stands apart from the quotes
+            lines.append(f"{f'{i}. ' if several else ''}{head}:\n{stated}{' '.join(body)}")
         citations = [Citation(n, hits[pid], quoted[pid]) for pid, n in numbers.items()]
         return "\n\n".join(lines), citations
 
-    def pick(self, plan: Plan, passages: list[Hit], limit: int) -> list[tuple[Hit, str]]:
-        """The sentences of ``passages`` that best answer the question, in the decision's order."""
+    def lead(self, ref: str, what: Asked, passages: list[Hit]) -> tuple[str, list[Thought]]:
+        """For a question about fault or remedy, the first line stated from the decision's facts and
+        the thoughts it rests on (quoted right after it); ``("", [])`` for other questions, or when
+        the facts say nothing on the point. The paragraphs those thoughts come from join
+        ``passages`` when the search did not bring them."""
+        if not (what.fault or what.remedy):
+            return "", []
+        facts = self.planner.retriever.catalogue.decisions.get(ref, {}).get("facts") or {}
+        fault, closed = facts.get("fault"), facts.get("closed_because") or []
+        payments = [r for r in facts.get("remedies") or [] if r.get("kind") == "payment" and r.get("amount")]
+        if what.remedy and payments:
+            line = "; ".join(pounds(r["amount"]) + (f" for {r['for']}" if r.get("for") else "") for r in payments)
+            support = [self.sentence_of(ref, r["paragraph"], r["text"], passages) for r in payments]
+            unique = {(t.hit.id, t.index): t for t in support if t is not None}
+            return f"{line[:1].upper()}{line[1:]}.", list(unique.values())
+        if what.remedy and fault not in ("found", "partly") and (fault == "not found" or closed):
+            text = "Nothing: the Ombudsman found no fault." if fault == "not found" else \
+                "Nothing: the Ombudsman did not investigate the complaint."
+        elif what.fault and fault in ("found", "not found", "partly"):
+            text = {"found": "Yes: the Ombudsman found fault.", "not found": "No: the Ombudsman found no fault.",
+                    "partly": "In part: the Ombudsman found fault in some of what was complained about."}[fault]
+        elif what.fault and fault is None and closed:
+            text = "The Ombudsman did not investigate, so made no finding on fault."
+        else:
+            return "", []
+        where = facts.get("fault_paragraph") if fault is not None else closed[0]["paragraph"]
+        hint = "" if fault is not None else closed[0]["text"]
+        support = self.sentence_of(ref, where, hint, passages) if where is not None else None
+        return (text, [support]) if support is not None else ("", [])
+
+    def sentence_of(self, ref: str, paragraph, text: str, passages: list[Hit]) -> Thought | None:
+        """The thought of ``ref``'s ``paragraph`` holding ``text`` (or, with no text, the first stating
+        a finding), the paragraph fetched into ``passages`` if missing."""
+        pid = passage_id(ref, paragraph)
+        hit = next((h for h in passages if h.id == pid), None)
+        if hit is None:
+            hit = self.planner.retriever.passage(pid)
+            if hit is None:
+                return None
+            hit = replace(hit, score=0.0)
+            passages.append(hit)
+        found = thoughts(hit)
+        if text:
+            return next((t for t in found if text in t.text or t.main in text), None)
+        return next((t for t in found if states_finding(t.text)), None)
+
+    def pick(self, plan: Plan, passages: list[Hit], limit: int, what: Asked,
+             required: list[Thought] = ()) -> list[Thought]:
+        """The thoughts of ``passages`` that best answer the question: ``required`` first, then the
+        best by the fitted selection within its margin, best paragraph first and each paragraph's
+        in the decision's order."""
         if not passages:
             return []
         if plan.paragraph is not None:
             hit = passages[0]
-            return [(hit, s) for s in sentences(hit.text)[:MAX_QUOTED_PARAGRAPH]]
-        query = plan.query
-        summary_first = bool(query.references) and query.paragraph is None
-        items: list[tuple[Hit, int, str]] = []
-        for hit in passages:
-            for i, s in enumerate(sentences(hit.text)):
-                items.append((hit, i, s))
-        if not items:
+            return [Thought(hit, i, (s,)) for i, s in enumerate(sentences(hit.text)[:MAX_QUOTED_PARAGRAPH])]
+        pool = [t for hit in passages for t in thoughts(hit)]
+        if not pool:
             return []
-        vectors = self.similarity.embed([s for _, _, s in items])
-        sims = vectors @ self.similarity.question(query)
-        words = set(self.planner.residual(query.content, query))
-        scores = []
-        for (hit, _, s), sim in zip(items, sims):
-            role = section_role(hit.section, hit.paragraph)
-            score = float(sim) + RANK_BONUS * hit.score
-            if words:
-                score += LEXICAL_BONUS * len(words & set(tokenize(s))) / len(words)
-            if plan.outcome_question and role in ("summary", "decision"):
-                score += STRUCTURE_BONUS
-            if query.why and role == "assessment":
-                score += ASSESSMENT_BONUS
-            if summary_first and hit.paragraph == SUMMARY:
-                score += SUMMARY_FIRST_BONUS
-            if not query.law and role in ("powers", "procedure"):
-                score -= FURNITURE_PENALTY
-            if s.startswith(("•", "(")) or len(s.split()) < 4:
-                score -= 0.2  # list items and bare citations read badly on their own
-            scores.append(score)
-        order = sorted(range(len(items)), key=lambda k: -scores[k])
+        vectors = self.similarity.embed([t.text for t in pool])
+        sims = vectors @ self.similarity.question(plan.query)
+        selector = self.selector or load_selector()
+        scores = selector.score(features(pool, sims, what))
+        margin = float((selector.meta or {})["margin"])
+        least = int((selector.meta or {})["min_sentences"])
+        key = {(t.hit.id, t.index): k for k, t in enumerate(pool)}
+        chosen: list[int] = [key[(t.hit.id, t.index)] for t in required if (t.hit.id, t.index) in key][:limit]
+        order = sorted(range(len(pool)), key=lambda k: (-scores[k], k))
         best = scores[order[0]]
-        chosen: list[int] = []
 
-        def add(k: int) -> bool:
+        def add(k: int) -> None:
             need = [k]
-            hit, i, s = items[k]
-            if _ANAPHOR.match(s) and i > 0:
-                prev = next((j for j, it in enumerate(items) if it[0].id == hit.id and it[1] == i - 1), None)
+            t = pool[k]
+            if t.index > 0 and _anaphor(t.main):
+                prev = key.get((t.hit.id, t.index - 1))
                 if prev is not None and prev not in chosen:
                     need.insert(0, prev)
             if len(chosen) + len(need) > limit:
-                return False
-            if any(float(vectors[k] @ vectors[c]) > DUPLICATE or restates(s, items[c][2]) for c in chosen):
-                return False
+                return
+            if any(float(vectors[k] @ vectors[c]) > DUPLICATE or restates(pool[k].text, pool[c].text) for c in chosen):
+                return
             chosen.extend(need)
-            return True
 
         for k in order:
             if len(chosen) >= limit:
                 break
-            if scores[k] >= best - MARGIN or (len(chosen) < MIN_SENTENCES and scores[k] >= best - SECOND_MARGIN):
+            if k in chosen:
+                continue
+            if scores[k] >= best - margin or len(chosen) < min(least, limit):
                 add(k)
-            elif len(chosen) >= MIN_SENTENCES:
+            else:
                 break
-        if not chosen:
-            chosen = [order[0]]
-
-        # Best paragraph first; within a paragraph, the decision's own order (so "This is because ..."
-        # follows what it refers to).
+        fixed = len([t for t in required if (t.hit.id, t.index) in key][:limit])
+        head, rest = chosen[:fixed], chosen[fixed:]
         first: dict[str, float] = {}
-        for k in chosen:
-            pid = items[k][0].id
-            first[pid] = max(first.get(pid, -9.0), scores[k])
-        ordered = sorted(chosen, key=lambda k: (-first[items[k][0].id], items[k][1]))
-        return [(items[k][0], items[k][2]) for k in ordered]
+        for k in rest:
+            first[pool[k].hit.id] = max(first.get(pool[k].hit.id, -1e9), float(scores[k]))
+        rest = sorted(rest, key=lambda k: (-first[pool[k].hit.id], pool[k].index))
+        return [pool[k] for k in head + rest]
+
+
+_ANAPHOR = re.compile(r"^(?:This|That|These|Those|It|Its|They|Their|He|His|She|Her|However|But|So|Therefore|Also|"
+                      r"And|As a result|In addition|Because of this)\b")
+
+
+def _anaphor(text: str) -> bool:
+    """Whether a sentence leans on the one before it ("This is because ...")."""
+    return bool(_ANAPHOR.match(text))

@@ -80,3 +80,21 @@ SENTENCE_FLOOR = 0.34
 # When the question's only cues (an alias, an outcome, a council) fit several decisions, the best
 # this many are answered in turn.
 MAX_DECISIONS = 3
+
+# -- the sentences an answer quotes -------------------------------------------------------------------
+
+# The fitted weights of the sentence selection (``rag.selection``): written by
+# `python -m eval.fit_sentences --write`, which records in the file the command, the date and its
+# cross-validated figures.
+SELECTION_FILE = Path(__file__).resolve().parent / "selection.json"
+
+# Thoughts quoted in an answer about one decision, and per decision when several are answered in
+# turn: the lengths answers had before the selection was fitted (a reader's few sentences).
+MAX_SENTENCES = 4
+PER_DECISION_SENTENCES = 2
+
+# A thought joins the answer when its fitted score is within a margin of the best one's (the
+# scores are log-odds), and an answer quotes at least a minimum number of thoughts. Both are chosen
+# by `python -m eval.fit_sentences` with the weights, by cross-validated share of tuning answers
+# containing their marked line (the smallest margin within 0.01 of the best), and stored with
+# them in rag/selection.json ("margin", "min_sentences", and "grid": the share at each tried).

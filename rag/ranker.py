@@ -66,16 +66,17 @@ class Ranker:
                    np.asarray(data["weights"], float), float(data.get("bias", 0.0)), meta)
 
 
-@lru_cache(maxsize=4)
-def load_ranker(path: Path = RANKER_FILE) -> Ranker:
-    """The fitted ranking function; an error naming the command that writes it when it is missing
-    or was fitted on other features than ``rag.evidence.FEATURES``."""
+@lru_cache(maxsize=8)
+def load_ranker(path: Path = RANKER_FILE, features: tuple[str, ...] = FEATURES,
+                command: str = "python -m eval.fit_ranker") -> Ranker:
+    """Fitted linear weights (the ranking function's by default; ``rag.selection`` keeps its own
+    for sentences); an error naming ``command``, which writes them, when the file is missing or
+    was fitted on other features than ``features``."""
     try:
         ranker = Ranker.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError) as e:
-        raise RankerError(f"cannot read the ranking weights {path} ({e}); write them with "
-                          "`python -m eval.fit_ranker`") from None
-    if ranker.features != FEATURES:
-        raise RankerError(f"the ranking weights in {path} were fitted on other features than this version "
-                          "computes; fit them again with `python -m eval.fit_ranker`")
+        raise RankerError(f"cannot read the fitted weights {path} ({e}); write them with `{command}`") from None
+    if ranker.features != features:
+        raise RankerError(f"the weights in {path} were fitted on other features than this version "
+                          f"computes; fit them again with `{command}`")
     return ranker
