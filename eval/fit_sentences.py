@@ -95,7 +95,7 @@ def collect(answerer: Answerer, questions: list[Question]) -> tuple[list[Sample]
             left["line in no quotable paragraph"] += 1
             samples.append(Sample(q, plan, ref, None, None))
             continue
-        sims = answerer.similarity.embed([t.text for t in pool]) @ answerer.similarity.question(plan.query)
+        sims = answerer.similarity.embed([t.main for t in pool]) @ answerer.similarity.question(plan.query)
         samples.append(Sample(q, plan, ref, features(pool, sims, what), labels))
     return samples, left
 

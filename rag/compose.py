@@ -193,7 +193,8 @@ class Composer:
         pool = [t for hit in passages for t in thoughts(hit)]
         if not pool:
             return []
-        vectors = self.similarity.embed([t.text for t in pool])
+        # An item is compared with the question by itself (its lead-in is shared by every item).
+        vectors = self.similarity.embed([t.main for t in pool])
         sims = vectors @ self.similarity.question(plan.query)
         selector = self.selector or load_selector()
         scores = selector.score(features(pool, sims, what))

@@ -26,9 +26,8 @@ from rag.evidence import section_role
 from rag.parameters import SELECTION_FILE
 from rag.ranker import Ranker, load_ranker
 from rag.retriever import Hit
-from rag.similarity import sentences
+from rag.similarity import ITEM_MARKER, sentences
 
-ITEM_MARKER = re.compile(r"^\s*(?:[•·▪◦*–-]|\(?[a-z]{1,3}\)|\(?\d{1,2}[.)])\s+")
 _ANAPHOR = re.compile(r"^(?:This|That|These|Those|It|Its|They|Their|He|His|She|Her|However|But|So|Therefore|Also|"
                       r"And|As a result|In addition|Because of this)\b")
 # The vocabulary decisions use for each kind of statement (their weights are fitted, not set).

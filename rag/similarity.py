@@ -14,6 +14,10 @@ from rag.parameters import SENTENCE_HITS
 CACHE_LIMIT = 100_000  # sentence vectors kept before the cache starts again (~150 MB)
 
 
+# A list item's bullet, letter or number at the start of a line ("• ", "a) ", "(ii) ", "3. ").
+ITEM_MARKER = re.compile(r"^\s*(?:[•·▪◦*–-]|\(?[a-z]{1,3}\)|\(?\d{1,2}[.)])\s+")
+
+
 def sentences(text: str) -> list[str]:
     """The sentences of a paragraph that can be quoted: verbatim substrings of ``text``."""
     return [s for s in split_sentences(text) if s in text and re.search(r"[A-Za-z]{2}", s)]
@@ -43,6 +47,11 @@ class Similarity:
         with self._lock:
             return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
 
+    def forget(self) -> None:
+        """Drop every embedding kept (a benchmark's cold start)."""
+        with self._lock:
+            self._vectors.clear()
+
     def question(self, query) -> np.ndarray:
         """The vector of what the question asks (its content, without references)."""
         return self.embed([query.content])[0]
@@ -51,7 +60,8 @@ class Similarity:
         """How well the best sentence of the first ``SENTENCE_HITS`` hits matches the question
         (cosine; 0 with no hits). Only the first few: embedding every sentence of every hit was
         most of the time an answer took."""
-        found = [s for h in hits[:SENTENCE_HITS] for s in sentences(h.text)]
+        # Without their bullets: the strings the answer's sentence selection embeds, embedded once.
+        found = [ITEM_MARKER.sub("", s) for h in hits[:SENTENCE_HITS] for s in sentences(h.text)]
         if not found:
             return 0.0
         return float(np.max(self.embed(found) @ self.question(query)))
