@@ -44,6 +44,8 @@ _REMEDY = re.compile(r"\b(?:agree[sd]? to|(?:will|should|must|to) (?:pay|apologi
 _MONEY = re.compile(r"£\s?\d")
 _COMPLAINT = re.compile(r"\b(?:complain\w*|says?|said|feels?|felt|believes?|unhappy|wants?|wanted|alleg\w*|"
                         r"(?:is|was) concerned|disputes?|objects?|objected)\b", re.I)
+_UPHOLD = re.compile(r"\b(?:we|I) (?:uphold|do not uphold|have upheld)\b", re.I)
+_CLAIM = re.compile(r"\b(?:complain(?:s|ed|ing)?|says?|said|alleg(?:es?|ed|ing|ations?)|feels?|believes?)\b", re.I)
 _LAW = re.compile(r"\b(?:section \d|Act (?:19|20)\d\d|regulations?|statutory|guidance|the law\b|legislation)", re.I)
 # What a question asks for, beyond "why" and "what was complained about" (``rag.query``).
 _ASKS_REMEDY = re.compile(
@@ -125,7 +127,9 @@ def asks_fault(question: str) -> bool:
 
 
 def states_finding(text: str) -> bool:
-    return bool(_FINDING.search(text))
+    """Whether a sentence states the Ombudsman's finding, not the complaint's claim of fault
+    ("Mr B complains the Council was at fault" states no finding)."""
+    return bool(_FINDING.search(text) or _UPHOLD.search(text)) and not _CLAIM.search(text)
 
 
 @dataclass(frozen=True)
