@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from rag.selection import ITEM_MARKER
+from rag.similarity import ITEM_MARKER
 
 _MARKER = re.compile(r"\s*\[\d+\]")
 _FRAGMENT_START = re.compile(r"^(?:\(?[a-z]{1,3}\)|\(?\d{1,2}[.)]|[•\-–·*]|[a-z,;:)])")
@@ -64,11 +64,17 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def line_key(line: str) -> str:
+    """A marked line as compared: without a list item's bullet or letter, normalised, without its
+    full stop."""
+    return normalised(ITEM_MARKER.sub("", line)).rstrip(".")
+
+
 def contains_line(answer, line: str) -> bool:
     """Whether the answer quotes the marked line: the line (without a list item's bullet or
     letter) appears in the answer's text, as written or across the sentences quoted for its
     citations in their order."""
-    want = normalised(ITEM_MARKER.sub("", line)).rstrip(".")
+    want = line_key(line)
     if not want or not answer.found:
         return False
     quoted = " ".join(s for c in answer.citations for s in c.sentences)

@@ -18,7 +18,6 @@ The unseen questions (``eval/unseen.jsonl``) are never read here.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.metrics import Judged, mean, per_question
-from eval.run import QUESTIONS, Question, load_questions
+from eval.run import Question, fit_arguments, load_questions
 from index.config import StoreConfig
 from rag.archive import Archive
 from rag.evidence import FEATURES, INDEX, Evidence
@@ -197,17 +196,7 @@ def choose(retriever, samples: list[Sample], folds: int, progress=None) -> Fit:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", help="the index to fit on (default: OMBUDSMAN_INDEX or data/index)")
-    parser.add_argument("--chroma-url", default=None)
-    parser.add_argument("--set", type=str, default=str(QUESTIONS), help="the tuning questions")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--write", action="store_true", help=f"save the chosen weights to {RANKER_FILE.name}")
-    parser.add_argument("--out", type=Path, default=RANKER_FILE, help="where --write saves them")
-    args = parser.parse_args(argv)
-    if "unseen" in Path(args.set).name:
-        parser.error("the unseen questions are never fitted on; give the tuning questions")
-    logging.basicConfig(level=logging.WARNING)
+    args = fit_arguments(__doc__.splitlines()[0], RANKER_FILE, argv)
 
     archive = Archive(StoreConfig.from_env(args.index, args.chroma_url))
     retriever = archive.retriever

@@ -22,9 +22,7 @@ the date and the figures. The unseen questions are never read here.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,8 +30,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from eval.answers import contains_line, gold_refs, normalised, opens_with_fragment
-from eval.run import QUESTIONS, Question, load_questions
+from eval.answers import contains_line, gold_refs, line_key, normalised, opens_with_fragment
+from eval.run import Question, fit_arguments, load_questions
 from index.config import StoreConfig
 from rag.answer import Answerer
 from rag.archive import Archive
@@ -41,7 +39,7 @@ from rag.compose import Composer, asked
 from rag.parameters import SELECTION_FILE
 from rag.plan import Plan
 from rag.ranker import Ranker
-from rag.selection import FEATURES, ITEM_MARKER, features, thoughts
+from rag.selection import FEATURES, features, thoughts
 
 STRENGTHS = (0.01, 0.1, 1.0)  # logistic regression's C: smaller is a stronger pull towards zero
 MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds below the best thought's score
@@ -60,7 +58,7 @@ class Sample:
 
 def answering(thought, line: str) -> bool:
     """Whether a thought is (part of) the marked line."""
-    want = normalised(ITEM_MARKER.sub("", line)).rstrip(".")
+    want = line_key(line)
     main = normalised(thought.main).rstrip(".")
     return len(main.split()) >= 4 and (main in want or want in normalised(thought.text))
 
@@ -149,17 +147,7 @@ def folds_of(samples: list[Sample], k: int) -> list[list[int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", help="the index to fit on (default: OMBUDSMAN_INDEX or data/index)")
-    parser.add_argument("--chroma-url", default=None)
-    parser.add_argument("--set", type=str, default=str(QUESTIONS), help="the tuning questions")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--write", action="store_true", help=f"save the chosen weights to {SELECTION_FILE.name}")
-    parser.add_argument("--out", type=Path, default=SELECTION_FILE, help="where --write saves them")
-    args = parser.parse_args(argv)
-    if "unseen" in Path(args.set).name:
-        parser.error("the unseen questions are never fitted on; give the tuning questions")
-    logging.basicConfig(level=logging.WARNING)
+    args = fit_arguments(__doc__.splitlines()[0], SELECTION_FILE, argv)
 
     archive = Archive(StoreConfig.from_env(args.index, args.chroma_url))
     answerer = Answerer(archive, llm=None)

@@ -11,7 +11,9 @@ only: reading the unseen failures would be tuning on them.
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +28,24 @@ UNSEEN = HERE / "unseen.jsonl"
 SETS = (QUESTIONS, UNSEEN)
 RETRIEVERS = ("bm25", "dense", "hybrid")
 TUNING = "tuning"
+
+
+def fit_arguments(description: str, weights: Path, argv: list[str] | None = None) -> argparse.Namespace:
+    """The options every fit on the tuning questions takes (``eval.fit_ranker``,
+    ``eval.fit_sentences``): the index, the question set (the unseen questions are refused: they
+    are never fitted on), the folds, and whether and where to write the ``weights``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--index", help="the index to fit on (default: OMBUDSMAN_INDEX or data/index)")
+    parser.add_argument("--chroma-url", default=None)
+    parser.add_argument("--set", type=str, default=str(QUESTIONS), help="the tuning questions")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help=f"save the chosen weights to {weights.name}")
+    parser.add_argument("--out", type=Path, default=weights, help="where --write saves them")
+    args = parser.parse_args(argv)
+    if "unseen" in Path(args.set).name:
+        parser.error("the unseen questions are never fitted on; give the tuning questions")
+    logging.basicConfig(level=logging.WARNING)
+    return args
 
 
 @dataclass(frozen=True)

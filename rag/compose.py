@@ -9,9 +9,7 @@ fault.", "£300 for the distress caused.") followed at once by the sentences it 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-
 
 from index.decision import passage_id
 from index.lexical import tokenize
@@ -20,7 +18,8 @@ from rag.parameters import MAX_SENTENCES, PER_DECISION_SENTENCES
 from rag.ranker import Ranker
 from rag.plan import COUNCIL, MISMATCH, Plan, Planner
 from rag.retriever import Hit
-from rag.selection import Asked, Thought, asks_fault, asks_remedy, features, load_selector, states_finding, thoughts
+from rag.selection import (Asked, Thought, asks_fault, asks_remedy, features, leans_back, load_selector, states_finding,
+                           thoughts)
 from rag.similarity import Similarity, sentences
 
 DUPLICATE = 0.92  # cosine above which two sentences say the same thing (Summary vs Final decision)
@@ -202,13 +201,14 @@ class Composer:
         least = int((selector.meta or {})["min_sentences"])
         key = {(t.hit.id, t.index): k for k, t in enumerate(pool)}
         chosen: list[int] = [key[(t.hit.id, t.index)] for t in required if (t.hit.id, t.index) in key][:limit]
+        fixed = len(chosen)  # the required thoughts lead, in their order
         order = sorted(range(len(pool)), key=lambda k: (-scores[k], k))
         best = scores[order[0]]
 
         def add(k: int) -> None:
             need = [k]
             t = pool[k]
-            if t.index > 0 and _anaphor(t.main):
+            if t.index > 0 and leans_back(t.main):
                 prev = key.get((t.hit.id, t.index - 1))
                 if prev is not None and prev not in chosen:
                     need.insert(0, prev)
@@ -227,7 +227,6 @@ class Composer:
                 add(k)
             else:
                 break
-        fixed = len([t for t in required if (t.hit.id, t.index) in key][:limit])
         head, rest = chosen[:fixed], chosen[fixed:]
         first: dict[str, float] = {}
         for k in rest:
@@ -235,11 +234,3 @@ class Composer:
         rest = sorted(rest, key=lambda k: (-first[pool[k].hit.id], pool[k].index))
         return [pool[k] for k in head + rest]
 
-
-_ANAPHOR = re.compile(r"^(?:This|That|These|Those|It|Its|They|Their|He|His|She|Her|However|But|So|Therefore|Also|"
-                      r"And|As a result|In addition|Because of this)\b")
-
-
-def _anaphor(text: str) -> bool:
-    """Whether a sentence leans on the one before it ("This is because ...")."""
-    return bool(_ANAPHOR.match(text))

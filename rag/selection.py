@@ -116,6 +116,12 @@ def thoughts(hit: Hit) -> list[Thought]:
     return [Thought(t.hit, i, t.pieces, t.item) for i, t in enumerate(out)]
 
 
+def leans_back(text: str) -> bool:
+    """Whether a sentence leans on the one before it ("This is because ..."): quoted, it brings
+    that one along."""
+    return bool(_ANAPHOR.match(text))
+
+
 def asks_remedy(question: str) -> bool:
     """Whether the question asks what was done or paid to put things right."""
     return bool(_ASKS_REMEDY.search(question))
@@ -180,7 +186,7 @@ def features(pool: list[Thought], similarity: np.ndarray, asked: Asked) -> np.nd
         row[INDEX["cites_law"]] = law
         row[INDEX["list_item"]] = t.item
         row[INDEX["short"]] = len(t.main.split()) < 6
-        row[INDEX["anaphor"]] = bool(_ANAPHOR.match(t.main)) and t.index > 0
+        row[INDEX["anaphor"]] = leans_back(t.main) and t.index > 0
         row[INDEX["why_finding"]] = asked.why and finding
         row[INDEX["why_reason"]] = asked.why and reason
         row[INDEX["why_complaint"]] = asked.why and complaint

@@ -522,16 +522,15 @@ class App:
             d = self.archive.decision(ref)
         except USER_ERRORS as e:
             return render.notice(user_message(e))
+        from index.facts import facts_of
+
+        facts = facts_of(d)
         if isinstance(focus, int) and not 1 <= focus <= len(d.paragraphs):
             from rag.citation import available
 
-            from index.facts import facts_of
-
             return (render.notice(f"{d.reference} has no paragraph {focus}; it has {available(d)}.", kind="warning")
-                    + render.decision_view(d, None, facts_of(d)))
-        from index.facts import facts_of
-
-        return render.decision_view(d, focus, facts_of(d))
+                    + render.decision_view(d, None, facts))
+        return render.decision_view(d, focus, facts)
 
     def open_first(self, search: str) -> str:
         rows = self.decision_rows(search)
@@ -547,8 +546,6 @@ class App:
                 until: str = "", remedy: str = ANY, fault: str = ANY):
         """(summary, chart data, table rows, CSV download, the figures, decisions list) for the
         Explore tab: the stats grouped ``by``, under the filters."""
-        import pandas as pd
-
         from rag.query import Query
         from rag.stats import stats, to_csv
 
@@ -560,10 +557,9 @@ class App:
             refs = retriever.allowed_refs(Query(text=""), f)
             result = stats(retriever.catalogue.decisions, by or "outcome", refs)
         except USER_ERRORS as e:
-            empty = pd.DataFrame({"group": [], "decisions": []})
-            return render.notice(user_message(e)), empty, [], gr.update(visible=False), {}, ""
+            return render.notice(user_message(e)), self.chart_frame([]), [], gr.update(visible=False), {}, ""
         groups = result["groups"]
-        chart = pd.DataFrame({"group": [g["key"] for g in groups[:25]], "decisions": [g["count"] for g in groups[:25]]})
+        chart = self.chart_frame(groups[:25])
         rows = [[g["key"], g["count"], g["upheld"], f"{g['upheld_share']:.0%}", g["payments"]["count"],
                  render._money(g["payments"]["median"]), (f"{render._money(g['payments']['min'])} to "
                                                           f"{render._money(g['payments']['max'])}") if g["payments"]["count"] else ""]
@@ -604,18 +600,21 @@ class App:
         except USER_ERRORS as e:
             return render.notice(user_message(e))
 
-    def chart_of(self, chat: Chat | None):
-        """The chart of the last answer when it counted decisions (hidden otherwise)."""
+    @staticmethod
+    def chart_frame(groups: list[dict]):
+        """The bars of a chart: each group's name and how many decisions it counts."""
         import pandas as pd
 
+        return pd.DataFrame({"group": [g["key"] for g in groups], "decisions": [g["count"] for g in groups]})
+
+    def chart_of(self, chat: Chat | None):
+        """The chart of the last answer when it counted decisions (hidden otherwise)."""
         chat = chat if isinstance(chat, Chat) else Chat()
         last = chat.exchanges[-1].answer if chat.exchanges else None
         figures = getattr(last, "figures", None)
         if not figures or not figures.get("groups"):
             return gr.update(visible=False)
-        groups = figures["groups"][:20]
-        data = pd.DataFrame({"group": [g["key"] for g in groups], "decisions": [g["count"] for g in groups]})
-        return gr.update(visible=True, value=data)
+        return gr.update(visible=True, value=self.chart_frame(figures["groups"][:20]))
 
     # eval
 

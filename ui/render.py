@@ -385,8 +385,8 @@ def remedies_list(remedies: Sequence[dict]) -> str:
 
 
 def facts_box(facts: Any) -> str:
-    """What the decision found and did, read from its text, each with its paragraph."""
-    f = facts.to_json() if hasattr(facts, "to_json") else facts
+    """What the decision found and did, read from its text (``index.facts.Facts``), each with its paragraph."""
+    f = facts.to_json()
     fault = f.get("fault") or "no finding"
     where = f" ({_where(f['fault_paragraph'])})" if f.get("fault_paragraph") else ""
     reasons = "".join(f'<li title="{esc(c["text"])}">{esc(c["reason"].replace("_", " "))} '
