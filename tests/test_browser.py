@@ -268,6 +268,23 @@ def corpus_url(corpus_archive):
         yield url
 
 
+def test_a_phone_width_window_never_scrolls_sideways_on_the_ask_and_explore_tabs(visit, corpus_url, tmp_path):
+    """At 420 px the tabs that do not fit go under the tab bar's menu, the Explore fields wrap, and
+    the chart and the table scroll inside their boxes: the page itself is no wider than the window."""
+    v = visit(corpus_url, size=(420, 900))
+    page = v.page
+    page.wait_for_selector("#question textarea")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    page.screenshot(path=str(tmp_path / "narrow-ask.png"))
+    page.get_by_role("button", name="More tabs").click()  # Explore did not fit on the bar
+    page.locator("#tabs .overflow-dropdown button", has_text="Explore").click()
+    page.wait_for_selector("#x-summary .stats-summary")
+    page.locator('#x-chart path[role="graphics-symbol"]').first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    page.screenshot(path=str(tmp_path / "narrow-explore.png"), full_page=True)
+    print(f"\nscreenshots in {tmp_path}")
+
+
 def test_the_explore_tab_charts_the_archive_and_a_bar_lists_its_decisions(visit, corpus_url, tmp_path):
     v = visit(corpus_url, size=(1366, 1000))
     page = v.page

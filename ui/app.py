@@ -743,12 +743,12 @@ def build_app(archive) -> gr.Blocks:
                 gr.HTML('<p class="tab-intro">The archive as a whole: decisions counted by authority, category, '
                         "outcome, year, remedy, reason not investigated or finding on fault, counted exactly from "
                         "the decisions' metadata and the facts read from their text.</p>", js_on_load=None)
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, elem_classes=["x-row"]):
                     x_by = gr.Dropdown(list(App.GROUPINGS), value="authority", label="Group by", elem_id="x-by", scale=2)
                     x_authority = gr.Dropdown(authorities, value=ANY, label="Authority", elem_id="x-authority", scale=3)
                     x_category = gr.Dropdown(categories, value=ANY, label="Category", elem_id="x-category", scale=3)
                     x_outcome = gr.Dropdown(outcomes, value=ANY, label="Outcome", elem_id="x-outcome", scale=2)
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, elem_classes=["x-row"]):
                     x_remedy = gr.Dropdown([ANY, "apology", "payment", "reconsider", "service", "other"], value=ANY,
                                            label="Remedy", elem_id="x-remedy", scale=2)
                     x_fault = gr.Dropdown([ANY, "found", "not found", "partly"], value=ANY, label="Fault",
@@ -767,14 +767,14 @@ def build_app(archive) -> gr.Blocks:
                                           elem_id="x-csv")
                 x_decisions = gr.HTML("", js_on_load=None, elem_id="x-decisions")
                 with gr.Accordion("Cases like mine", open=True, elem_id="similar-box"):
-                    with gr.Row(equal_height=True):
+                    with gr.Row(equal_height=True, elem_classes=["x-row"]):
                         s_text = gr.Textbox(show_label=False, lines=2, scale=6, elem_id="similar-text",
                                             placeholder="Describe the complaint in your own words, e.g. “the council "
                                                         "took a year to assess my son for an EHC plan”")
                         s_btn = gr.Button("Find similar decisions", variant="primary", scale=1, elem_id="similar-btn")
                     s_out = gr.HTML("", js_on_load=None, elem_id="similar-out")
                 with gr.Accordion("Side by side", open=False, elem_id="compare-box"):
-                    with gr.Row(equal_height=True):
+                    with gr.Row(equal_height=True, elem_classes=["x-row"]):
                         c_text = gr.Textbox(show_label=False, scale=6, elem_id="compare-text",
                                             placeholder="Two to five references, e.g. 24 016 809, 24-000-184")
                         c_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-btn")
