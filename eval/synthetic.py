@@ -21,7 +21,9 @@ from index.embedder import Embedder
 from index.parse import parse_file
 from index.passage import passages_of
 from index.sentence import split_sentences
-from index.catalogue import parts_for, parts_of_writes
+from index import catalogue
+from index.catalogue import parts_of_writes
+from index.ingest import SEGMENT_WINDOWS
 from index.store import DecisionWrite, Store
 
 
@@ -37,7 +39,7 @@ class Recombiner:
     """Makes synthetic decisions (with one vector per passage) from real ones."""
 
     def __init__(self, decisions: list[Decision], embedder: Embedder, seed: int = 7) -> None:
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.templates = [d for d in decisions if d.paragraphs]
         sentences: list[str] = []
         for d in decisions:
@@ -47,22 +49,24 @@ class Recombiner:
         self.vectors = embedder.embed(self.sentences)
         self.lengths = [max(1, len(split_sentences(p.text))) for d in self.templates for p in d.paragraphs]
 
-    def _paragraph(self) -> tuple[str, np.ndarray]:
-        n = self.rng.choice(self.lengths)
-        picks = [self.rng.randrange(len(self.sentences)) for _ in range(n)]
+    def _paragraph(self, rng: random.Random) -> tuple[str, np.ndarray]:
+        n = rng.choice(self.lengths)
+        picks = [rng.randrange(len(self.sentences)) for _ in range(n)]
         text = " ".join(self.sentences[i] for i in picks)
         v = self.vectors[picks].mean(axis=0)
         return text, v / (np.linalg.norm(v) or 1.0)
 
     def decision(self, i: int) -> tuple[Decision, np.ndarray]:
-        """Synthetic decision number ``i``: a real decision's shape and metadata, new text and reference."""
+        """Synthetic decision number ``i``: a real decision's shape and metadata, new text and
+        reference; the same for the same ``i`` (so a fill can resume where it stopped)."""
+        rng = random.Random(self.seed * 1_000_003 + i)
         t = self.templates[i % len(self.templates)]
         paragraphs, vectors = [], []
         for p in t.paragraphs:
-            text, v = self._paragraph()
+            text, v = self._paragraph(rng)
             paragraphs.append(Paragraph(p.number, p.section, text, p.subsection, p.statutes))
             vectors.append(v)
-        summary, sv = self._paragraph()
+        summary, sv = self._paragraph(rng)
         ref = f"{90 + i // 1_000_000 % 10:02d} {i // 1000 % 1000:03d} {i % 1000:03d}"
         d = replace(
             t, reference=ref, summary=summary, paragraphs=tuple(paragraphs),
@@ -73,11 +77,12 @@ class Recombiner:
 
 
 def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batch: int = 200,
-         progress: Callable[[int], None] | None = None) -> int:
-    """Add synthetic decisions to ``store`` until it holds about ``paragraphs`` passages, saving
-    their catalogue parts as ingest does."""
-    total, i = 0, 0
-    parts = parts_for(store)
+         progress: Callable[[int], None] | None = None, start: tuple[int, int] = (0, 0)) -> int:
+    """Add synthetic decisions to ``store`` until it holds about ``paragraphs`` passages, adding
+    them to the catalogue in segments as ingest does. ``start``: (paragraphs, decisions) stored by
+    an earlier fill of the same store, which this one continues."""
+    total, i = start  # paragraphs already stored, decisions already made (to resume a fill)
+    parts, windows = [], 0
     while total < paragraphs:
         writes = []
         for _ in range(batch):
@@ -89,8 +94,11 @@ def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batc
             if total >= paragraphs:
                 break
         store.write_decisions(writes, label)
-        parts.put(parts_of_writes(writes))
+        parts.extend(parts_of_writes(writes))
+        windows += sum(len(w.vectors) for w in writes)
+        if windows >= SEGMENT_WINDOWS or total >= paragraphs:
+            catalogue.add_parts(store, parts)
+            parts, windows = [], 0
         if progress:
             progress(total)
-    parts.close()
     return total

@@ -1,188 +1,204 @@
-"""The catalogue: what the retriever keeps beside Chroma, kept current decision by decision.
+"""The catalogue: what the retriever keeps beside Chroma, as a list of immutable segments.
 
-For every indexed decision a *part* holds what the retriever needs of it: one row per passage
-(the fields it filters and groups on), the passages' BM25 tokens, and its window vectors. Parts are
-saved in a SQLite file beside the lexical index, keyed by reference and content hash. Ingest
-writes the part of each decision as it stores the decision, so rebuilding the catalogue after an
-ingest reads only parts (never the whole store) and tokenises nothing again; a part that is missing
-or stale (another process wrote to a shared Chroma server, or an index built before parts existed)
-is made from the store, once.
+Chroma holds the text of record (each decision's JSON) and the vectors; the catalogue holds, per
+decision and per passage, what a search filters, groups and scores on, in segments
+(``index.segment``) that are memory-mapped when opened, so opening an index of any size reads a
+manifest and a few tables and rebuilds nothing. Ingest adds a segment per run; a decision
+written again later lives in the newer segment (the older copy is dead), and one removed from the
+store is listed in the manifest's ``removed`` with the segment sequence it was removed at. When
+there are more than ``MAX_SEGMENTS`` segments the smallest are merged (dead copies dropped), so
+adding a thousand decisions to a large archive costs about what it costs to a small one.
 
-From the parts of the complete decisions, ``refresh`` writes the lexical index (BM25), the
-catalogue JSON (passage rows, decision metadata, the boilerplate table) and a copy of the vectors
-that lets a search restricted to a few decisions score them exactly.
+``refresh`` reconciles the catalogue with the store: decisions the store holds that the catalogue
+lacks (written by another process, or before a crash) get a segment made from their stored JSON
+and vectors; decisions gone from the store are marked removed. Writers take a file lock, so
+several processes may share one catalogue folder.
 """
 
 from __future__ import annotations
 
+import bisect
+import fcntl
 import json
 import logging
+import os
 import shutil
-import sqlite3
-import tempfile
-import threading
-from collections import defaultdict
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
 from index.decision import Decision
-from index.facts import facts_of
-from index.lexical import LexicalIndex, tokenize
-from index.passage import Passage, passages_of
-from index.store import DecisionRecord, DecisionWrite, Store, passage_of_window, window_id
+from index.lexical import LexicalIndex
+from index.passage import SUMMARY, passages_of
+from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
+                           concatenate, part_of, parts_of_writes, write_segment)
+from index.store import DecisionRecord, Store, window_id
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_VERSION = "7"  # bumped when the catalogue's layout, a part's layout or the lexical tokens change
+__all__ = ["Catalogue", "PassageRow", "PassageSet", "refresh", "add_parts", "parts_of_writes", "CATALOGUE_VERSION"]
+
+CATALOGUE_VERSION = "8"  # bumped when the manifest's or a segment's layout, or the lexical tokens, change
 # A paragraph whose opening words (``boilerplate_key``) appear in at least this many decisions is
 # boilerplate: the standard wording about the Ombudsman's role, powers and the law.
 BOILERPLATE_MIN_DECISIONS = 3
-DIMENSION = 384  # of an empty vector copy
-# Decisions read from the store per call when parts have to be made from it.
+DIMENSION = 384  # of an empty catalogue
+# Decisions read from the store per call when a segment has to be made from it.
 STORE_CHUNK = 200
+# More segments than this and the smallest are merged: each segment costs a BM25 and a vector
+# probe per search, and merging only small ones keeps an addition's cost independent of the
+# archive's size (``python -m eval.bench_ingest`` measures both).
+MAX_SEGMENTS = 8
+MERGE_FANIN = 4
+MANIFEST = "manifest.json"
+# Passage lookups a catalogue keeps answered (a search looks up its few hundred candidates several
+# times); speed only, about 200 bytes each.
+LOCATED_KEPT = 200_000
+EXACT_BLOCK = 65_536
 
 
-@dataclass(frozen=True)
-class Part:
-    """One decision's share of the catalogue, as saved."""
-
-    reference: str
-    content_hash: str
-    rows: list[list]  # per passage: [id, ref, paragraph, section, subsection, boilerplate key, tokens, statutes]
-    aliases: list[str]
-    tokens: list[str]  # per passage: its BM25 tokens joined by spaces
-    window_ids: list[str]
-    vectors: np.ndarray  # float32, one row per window id
-    facts: dict = field(default_factory=dict)  # index.facts.Facts.to_json() of the decision
+class CatalogueError(RuntimeError):
+    """The saved catalogue cannot be read as it is; the message says which and what to do."""
 
 
-def part_of(decision: Decision, passages: list[Passage], window_counts: list[int], vectors: np.ndarray) -> Part:
-    """The part of a decision whose passages have ``window_counts`` windows with these vectors."""
-    rows = [[p.id, p.reference, str(p.paragraph), p.section, p.subsection, p.boilerplate_key, p.token_count,
-             list(p.statutes)] for p in passages]
-    window_ids = [window_id(p.id, k) for p, n in zip(passages, window_counts) for k in range(n)]
-    if len(window_ids) != len(vectors):
-        raise ValueError(f"{decision.reference}: {len(vectors)} vectors for {len(window_ids)} windows")
-    aliases = sorted({a for p in passages for a in p.aliases})
-    # BM25 indexes what the encoder embeds: the heading gives short paragraphs the words of their role.
-    tokens = [" ".join(tokenize(p.embedding_text())) for p in passages]
-    return Part(decision.reference, decision.content_hash, rows, aliases, tokens, window_ids,
-                np.asarray(vectors, dtype=np.float32), facts_of(decision).to_json())
+# -- the manifest and its folder ---------------------------------------------------------------------
 
 
-def parts_of_writes(batch: list[DecisionWrite]) -> list[Part]:
-    """Parts of decisions just written to the store (ingest's writer calls this)."""
-    return [part_of(w.decision, w.passages, [len(ws) for ws in w.windows], w.vectors) for w in batch]
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if manifest.get("layout") == CATALOGUE_VERSION else None
 
 
-class Parts:
-    """The SQLite file of parts. Safe to share between threads (one connection, one lock)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            version = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-            if version is None or version[0] != CATALOGUE_VERSION:
-                db.execute("DROP TABLE IF EXISTS parts")  # parts of another layout are remade
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (CATALOGUE_VERSION,))
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS parts (ref TEXT PRIMARY KEY, content_hash TEXT NOT NULL,"
-                " body TEXT NOT NULL, vectors BLOB NOT NULL, dim INTEGER NOT NULL)"
-            )
-            self._db = db
-        return self._db
-
-    def put(self, parts: Iterable[Part]) -> None:
-        rows = [(p.reference, p.content_hash,
-                 json.dumps({"rows": p.rows, "aliases": p.aliases, "tokens": p.tokens, "window_ids": p.window_ids,
-                             "facts": p.facts},
-                            ensure_ascii=False),
-                 p.vectors.tobytes(), int(p.vectors.shape[1]) if p.vectors.ndim == 2 else 0)
-                for p in parts]
-        with self._lock:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)", rows)
-            self.db.execute("COMMIT")
-
-    def clear(self) -> None:
-        """Forget every part (the store was dropped)."""
-        with self._lock:
-            self.db.execute("DELETE FROM parts")
-        self.close()
-
-    def hashes(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self.db.execute("SELECT ref, content_hash FROM parts").fetchall())
-
-    def delete(self, refs: Iterable[str]) -> None:
-        with self._lock:
-            self.db.execute("BEGIN")
-            self.db.executemany("DELETE FROM parts WHERE ref = ?", [(r,) for r in refs])
-            self.db.execute("COMMIT")
-
-    def windows(self) -> int:
-        """Window vectors held in all parts (the size of the vector copy, known before reading)."""
-        with self._lock:
-            got = self.db.execute("SELECT SUM(LENGTH(vectors) / (4 * dim)) FROM parts WHERE dim > 0").fetchone()
-        return int(got[0] or 0)
-
-    def dimension(self) -> int:
-        """The length of the saved vectors (``DIMENSION`` when there are none)."""
-        with self._lock:
-            got = self.db.execute("SELECT dim FROM parts WHERE dim > 0 LIMIT 1").fetchone()
-        return int(got[0]) if got else DIMENSION
-
-    def iterate(self, page: int = 500) -> Iterator[Part]:
-        """Every saved part, in reference order (so rebuilt catalogues come out the same), read a
-        page at a time so that an archive's parts are never all in memory at once."""
-        after = ""
-        while True:
-            with self._lock:
-                rows = self.db.execute(
-                    "SELECT ref, content_hash, body, vectors, dim FROM parts WHERE ref > ? ORDER BY ref LIMIT ?",
-                    (after, page),
-                ).fetchall()
-            for ref, content_hash, body, blob, dim in rows:
-                data = json.loads(body)
-                vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((0, 0), np.float32)
-                yield Part(ref, content_hash, data["rows"], data["aliases"], data["tokens"], data["window_ids"], vectors,
-                           data.get("facts", {}))
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    manifest = {**manifest, "layout": CATALOGUE_VERSION, "generation": uuid.uuid4().hex}
+    tmp = folder / f".{MANIFEST}.{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, folder / MANIFEST)
 
 
-def parts_for(store: Store) -> Parts:
-    """The parts file of ``store``: beside its lexical index (per server in server mode)."""
-    return Parts(store.lexical_dir.with_name("parts.sqlite"))
+def saved_generation(folder: Path) -> str:
+    """What the saved catalogue's manifest calls its current state ("" when there is none)."""
+    manifest = _read_manifest(folder)
+    return manifest["generation"] if manifest else ""
 
 
-def fingerprint(store: Store, records: dict[str, DecisionRecord] | None = None) -> str:
-    """What a saved catalogue must have been built from to be current."""
-    return f"{store.fingerprint(records)}-v{CATALOGUE_VERSION}"
+@contextmanager
+def _locked(folder: Path) -> Iterator[dict]:
+    """The manifest, for changing, with the folder's writer lock held (another process that writes
+    to the same catalogue waits)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            manifest = _read_manifest(folder)
+            if manifest is None:
+                _clear(folder)
+                manifest = {"segments": [], "removed": {}, "next": 1, "store_generation": ""}
+            yield manifest
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _clear(folder: Path) -> None:
+    """Remove what a catalogue of another layout (or none) left in ``folder``."""
+    for p in folder.iterdir():
+        if p.name != ".lock":
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _segment_dir(folder: Path, seq: int) -> Path:
+    return folder / f"segment-{seq:06d}"
+
+
+# -- writing -------------------------------------------------------------------------------------------
+
+
+def add_parts(store: Store, parts: list[Part], store_generation: str | None = None) -> None:
+    """Add a segment of ``parts`` (decisions just stored) to the catalogue of ``store``."""
+    if not parts:
+        return
+    folder = store.catalogue_dir
+    dimension = parts[0].vectors.shape[1] if parts[0].vectors.ndim == 2 else DIMENSION
+    columns = columns_of_parts(parts, dimension)
+    with _locked(folder) as manifest:
+        _add(folder, manifest, columns)
+        if store_generation is not None:
+            manifest["store_generation"] = store_generation
+        _merge_if_many(folder, manifest)
+        _write_manifest(folder, manifest)
+
+
+def _add(folder: Path, manifest: dict, columns: Columns) -> None:
+    seq = manifest["next"]
+    write_segment(_segment_dir(folder, seq), columns)
+    manifest["next"] = seq + 1
+    manifest["segments"].append({"seq": seq, "decisions": len(columns.decisions),
+                                 "passages": len(columns.passages), "windows": len(columns.vectors)})
+    manifest["dimension"] = int(columns.vectors.shape[1])
+
+
+def _liveness(folder: Path, manifest: dict) -> list[tuple[dict, Segment, np.ndarray]]:
+    """Each segment with a bool per decision: whether it is the live copy of that decision."""
+    opened = [(s, Segment.open(_segment_dir(folder, s["seq"]))) for s in manifest["segments"]]
+    latest: dict[str, int] = {}
+    for s, seg in opened:
+        for rec in seg.decisions:
+            latest[rec["ref"]] = s["seq"]
+    removed = manifest.get("removed", {})
+    out = []
+    for s, seg in opened:
+        live = np.array([latest[r["ref"]] == s["seq"] and removed.get(r["ref"], 0) <= s["seq"]
+                         for r in seg.decisions], dtype=bool)
+        out.append((s, seg, live))
+    return out
+
+
+def _merge_if_many(folder: Path, manifest: dict, everything: bool = False) -> None:
+    """Merge the smallest segments into one while there are more than ``MAX_SEGMENTS`` (all of
+    them when ``everything``), dropping dead copies of decisions."""
+    while len(manifest["segments"]) > (1 if everything else MAX_SEGMENTS):
+        status = _liveness(folder, manifest)
+        chosen = status if everything else sorted(status, key=lambda x: x[0]["passages"])[:MERGE_FANIN]
+        columns = [columns_of_segment(seg, live) for _, seg, live in chosen if live.any()]
+        gone = {s["seq"] for s, _, _ in chosen}
+        manifest["segments"] = [s for s in manifest["segments"] if s["seq"] not in gone]
+        if columns:
+            _add(folder, manifest, concatenate(columns))
+        kept = {r for s in manifest["segments"] for r in (x["ref"] for x in
+                Segment.open(_segment_dir(folder, s["seq"])).decisions)}
+        manifest["removed"] = {r: q for r, q in manifest.get("removed", {}).items() if r in kept}
+        _write_manifest(folder, manifest)
+        for seq in gone:
+            shutil.rmtree(_segment_dir(folder, seq), ignore_errors=True)
+
+
+def compact(store: Store) -> None:
+    """Merge every segment into one (after building a whole archive in one go)."""
+    folder = store.catalogue_dir
+    with _locked(folder) as manifest:
+        _merge_if_many(folder, manifest, everything=True)
+        _write_manifest(folder, manifest)
+
+
+def clear(store: Store) -> None:
+    """Forget the catalogue (the store was dropped)."""
+    with _locked(store.catalogue_dir) as manifest:
+        _clear(store.catalogue_dir)
+        manifest.clear()
+        manifest.update({"segments": [], "removed": {}, "next": 1, "store_generation": ""})
+        _write_manifest(store.catalogue_dir, manifest)
 
 
 def _parts_from_store(store: Store, refs: list[str], records: dict[str, DecisionRecord]) -> list[Part]:
-    """Parts of decisions the parts file lacks, made from their stored JSON and vectors."""
+    """Parts of decisions the catalogue lacks, made from their stored JSON and vectors."""
     decisions = {d.reference: d for d in store.iter_decisions(refs)}
     vectors = store.vectors_of({ref: d.content_hash for ref, d in decisions.items()})
     out = []
@@ -207,90 +223,42 @@ def _parts_from_store(store: Store, refs: list[str], records: dict[str, Decision
 
 
 def refresh(store: Store, force: bool = False) -> bool:
-    """Bring the lexical index, catalogue and vector copy up to date with the store's content.
+    """Bring the catalogue up to date with the store's content: a segment for the decisions it
+    lacks, the removal of those the store no longer holds. Returns whether anything changed.
 
-    Returns whether anything was rebuilt (nothing is when the saved fingerprint is current).
-    """
-    records = store.complete_records()
-    current = fingerprint(store, records)
-    folder = store.lexical_dir
-    if not force and LexicalIndex.saved_fingerprint(folder) == current:
+    Without ``force`` nothing is read when the store's generation is the one the catalogue was
+    last reconciled with."""
+    folder = store.catalogue_dir
+    generation = store.generation()
+    manifest = _read_manifest(folder)
+    if not force and manifest is not None and generation and manifest.get("store_generation") == generation:
         return False
-    parts = parts_for(store)
-    try:
-        saved = parts.hashes()
-        gone = [ref for ref, h in saved.items() if ref not in records or records[ref].content_hash != h]
-        if gone:
-            parts.delete(gone)
-        missing = [ref for ref, r in records.items() if saved.get(ref) != r.content_hash]
+    records = store.complete_records()
+    changed = False
+    with _locked(folder) as manifest:
+        status = _liveness(folder, manifest)
+        have = {rec["ref"]: rec["content_hash"] for _, seg, live in status
+                for rec, alive in zip(seg.decisions, live) if alive}
+        missing = [ref for ref, r in records.items() if have.get(ref) != r.content_hash]
+        gone = [ref for ref in have if ref not in records]
         if missing:
-            log.info("making the catalogue parts of %d decisions from the store", len(missing))
-        for i in range(0, len(missing), STORE_CHUNK):
-            parts.put(_parts_from_store(store, missing[i : i + STORE_CHUNK], records))
-        _write(folder, current, parts, records)
-    finally:
-        parts.close()
-    return True
-
-
-def _write(folder: Path, current: str, parts: Parts, records: dict[str, DecisionRecord]) -> None:
-    """Assemble the saved parts of the complete decisions into the files the retriever loads.
-
-    The vector copy is written straight into a memory-mapped file as parts are read, so a large
-    archive's vectors are never held twice (a list of blocks, then their concatenation)."""
-    rows: list[list] = []
-    tokens: list[list[str]] = []
-    aliases: dict[str, list[str]] = {}
-    facts: dict[str, dict] = {}
-    window_ids: list[str] = []
-    interned: dict[str, str] = {}  # one string object per distinct token keeps a large build small
-    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".vectors-"))
-    try:
-        capacity = parts.windows()
-        matrix = np.lib.format.open_memmap(scratch / "vectors.npy", mode="w+", dtype=np.float32,
-                                           shape=(capacity, parts.dimension()))
-        at = 0
-        for part in parts.iterate():
-            if part.reference not in records or not len(part.vectors):
-                continue
-            rows.extend(part.rows)
-            tokens.extend([interned.setdefault(t, t) for t in line.split()] or ["_empty_"] for line in part.tokens)
-            aliases[part.reference] = part.aliases
-            facts[part.reference] = part.facts
-            window_ids.extend(part.window_ids)
-            matrix[at : at + len(part.vectors)] = part.vectors
-            at += len(part.vectors)
-        matrix.flush()
-        if at < capacity:  # parts without vectors were skipped: keep only the rows written
-            np.save(scratch / "used.npy", matrix[:at])
-            vectors: Path | np.ndarray = scratch / "used.npy"
-        else:
-            vectors = scratch / "vectors.npy"
-        del matrix
-        lexical = LexicalIndex.from_tokens([r[0] for r in rows], tokens)
-        del tokens, interned
-        lexical.save(folder, current,
-                     {"catalogue.json": catalogue(rows, aliases, records, facts), "vector_ids.json": window_ids},
-                     {"vectors.npy": vectors})
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def catalogue(rows: list[list], aliases: dict[str, list[str]], records: dict[str, DecisionRecord],
-              facts: dict[str, dict] | None = None) -> dict:
-    """The retriever's in-memory view: per passage the fields it filters and groups on, per decision
-    its metadata, and which paragraph openings many decisions share (boilerplate)."""
-    per_key: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        per_key[row[5]].add(row[1])
-    shared = {k: len(refs) for k, refs in per_key.items() if len(refs) >= BOILERPLATE_MIN_DECISIONS}
-    decisions = {
-        ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
-              "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs,
-              "aliases": aliases.get(ref, []), "facts": (facts or {}).get(ref, {})}
-        for ref, r in records.items()
-    }
-    return {"passages": rows, "boilerplate": shared, "decisions": decisions}
+            log.info("making the catalogue of %d decisions from the store", len(missing))
+            parts: list[Part] = []
+            for i in range(0, len(missing), STORE_CHUNK):
+                parts.extend(_parts_from_store(store, missing[i: i + STORE_CHUNK], records))
+            if parts:
+                _add(folder, manifest, columns_of_parts(parts, parts[0].vectors.shape[1]))
+            changed = True
+        if gone:
+            for ref in gone:
+                manifest["removed"][ref] = manifest["next"]
+            changed = True
+        if changed:
+            _merge_if_many(folder, manifest)
+        if changed or manifest.get("store_generation") != generation or not (folder / MANIFEST).exists():
+            manifest["store_generation"] = generation
+            _write_manifest(folder, manifest)
+    return changed
 
 
 # -- the loaded view ---------------------------------------------------------------------------------
@@ -308,55 +276,384 @@ class PassageRow(NamedTuple):
     statutes: list[str]
 
 
-@dataclass
-class Catalogue:
-    """The saved catalogue, loaded: what is indexed, and the lookups a search needs."""
+class _Located(NamedTuple):
+    segment: int
+    local: int  # passage position in its segment
+    position: int  # in the whole catalogue
 
-    fingerprint: str
-    lexical: LexicalIndex
-    passages: dict[str, PassageRow]
-    boilerplate: dict[str, int]  # boilerplate key -> decisions sharing it
-    decisions: dict[str, dict]  # reference -> metadata (authority, category, outcome, date, url, aliases)
-    by_ref: dict[str, list[str]] = field(default_factory=dict)  # reference -> its passage ids, in order
-    by_authority: dict[str, list[str]] = field(default_factory=dict)  # authority -> its references
-    vectors: np.ndarray | None = None  # one row per embedding window, memory-mapped
-    rows: dict[str, list[int]] = field(default_factory=dict)  # passage id -> its rows in ``vectors``
-    decision_rows: dict[str, np.ndarray] = field(default_factory=dict)  # reference -> all its rows
-    decision_docs: dict[str, np.ndarray] = field(default_factory=dict)  # reference -> its BM25 documents
+
+class Catalogue:
+    """The saved catalogue, opened: what is indexed, and the lookups a search needs.
+
+    Passages have positions ``0 .. size - 1`` across segments (a segment's passages follow the
+    previous segment's); window rows likewise. Dead copies keep their positions and are masked.
+    """
+
+    def __init__(self, folder: Path, manifest: dict) -> None:
+        self.folder = folder
+        self.fingerprint = manifest["generation"]
+        self.store_generation = manifest.get("store_generation", "")
+        status = _liveness(folder, manifest)
+        self.segments: list[Segment] = [seg for _, seg, _ in status]
+        self.offsets = np.cumsum([0] + [len(s) for s in self.segments])
+        self.window_offsets = np.cumsum([0] + [s.windows for s in self.segments])
+        self.size = int(self.offsets[-1])
+        self._starts = [int(o) for o in self.offsets[:-1]] or [0]
+        self.live = np.zeros(self.size, dtype=bool)
+        self.decisions: dict[str, dict] = {}
+        self._where: dict[str, tuple[int, int, int]] = {}  # reference -> (segment, first local position, count)
+        self._located: dict[str, _Located | None] = {}  # locate's answers, kept (bounded)
+        self._slugs: dict[str, str] = {}
+        for i, (_, seg, alive) in enumerate(status):
+            if len(seg):
+                self.live[self.offsets[i]: self.offsets[i + 1]] = alive[seg.passages["decision"]]
+            for rec, a in zip(seg.decisions, alive):
+                if a:
+                    self.decisions[rec["ref"]] = {k: v for k, v in rec.items() if k not in ("ref", "first", "count")}
+                    self._where[rec["ref"]] = (i, rec["first"], rec["count"])
+                    self._slugs[rec["ref"].replace(" ", "-")] = rec["ref"]
+        self.by_authority: dict[str, list[str]] = {}
+        self.by_outcome: dict[str, list[str]] = {}  # lower-cased outcome -> references
+        for ref, d in self.decisions.items():
+            self.by_authority.setdefault(d["authority"], []).append(ref)
+            self.by_outcome.setdefault(d["outcome"].lower(), []).append(ref)
+        dated = sorted((d["decision_date"], ref) for ref, d in self.decisions.items() if d["decision_date"])
+        self._dates = [d for d, _ in dated]
+        self._dated = [r for _, r in dated]
+        self.dimension = int(manifest.get("dimension", DIMENSION))
+        self.boilerplate = self._shared_openings()
+        self.lexical = LexicalIndex(self)
+        self.passages = _Passages(self)
+        self.by_ref = _ByRef(self)
+        self.rows = _Rows(self)
+        self.decision_rows = _DecisionRange(self, windows=True)
+        self.decision_docs = _DecisionRange(self, windows=False)
+        self.vectors = _Vectors(self) if self.window_offsets[-1] else None
 
     @classmethod
     def load(cls, store: Store) -> "Catalogue":
-        """The current catalogue of ``store``, rebuilt first when it is missing or stale."""
-        folder = store.lexical_dir
-        current = fingerprint(store)
-        lexical, saved = LexicalIndex.load(folder)
-        if lexical is None or saved != current:
-            log.info("the lexical index at %s is missing or stale; rebuilding it", folder)
-            refresh(store, force=True)
-            lexical, saved = LexicalIndex.load(folder)
-        assert lexical is not None
-        body = json.loads((folder / "catalogue.json").read_text())
-        passages = {row[0]: PassageRow(*row[1:]) for row in body["passages"]}
-        by_ref: dict[str, list[str]] = {}
-        for pid, row in passages.items():
-            by_ref.setdefault(row.ref, []).append(pid)
-        decisions = body["decisions"]
-        by_authority: dict[str, list[str]] = {}
-        for ref, d in decisions.items():
-            by_authority.setdefault(d["authority"], []).append(ref)
-        vectors, rows = None, {}
+        """The catalogue of ``store``, reconciled first when the store changed since it was saved
+        (another process wrote to it) or when there is none."""
+        folder = store.catalogue_dir
+        manifest = _read_manifest(folder)
+        if manifest is None or manifest.get("store_generation") != store.generation():
+            if manifest is None:
+                log.info("no catalogue at %s yet; making it from the store", folder)
+            refresh(store, force=manifest is None)
+            manifest = _read_manifest(folder)
+        if manifest is None:
+            raise CatalogueError(f"the catalogue at {folder} could not be written")
+        return cls(folder, manifest)
+
+    # -- positions -----------------------------------------------------------------------------
+
+    def locate(self, pid: str) -> _Located | None:
+        """Where passage ``pid`` (``24-016-809#15``) is, or None when it is not indexed."""
         try:
-            vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-            for i, rid in enumerate(json.loads((folder / "vector_ids.json").read_text())):
-                rows.setdefault(passage_of_window(rid), []).append(i)
-        except (OSError, ValueError):
-            log.warning("no vector copy in %s: restricted searches will query Chroma with a filter", folder)
-        decision_rows = {ref: np.fromiter((r for pid in pids for r in rows.get(pid, ())), dtype=np.int64)
-                         for ref, pids in by_ref.items()}
-        decision_docs = {ref: np.fromiter((lexical.position(pid) for pid in pids), dtype=np.int64)
-                         for ref, pids in by_ref.items()}
-        return cls(saved, lexical, passages, body["boilerplate"], decisions, by_ref, by_authority, vectors, rows,
-                   decision_rows, decision_docs)
+            return self._located[pid]
+        except KeyError:
+            pass
+        found = self._locate(pid)
+        if len(self._located) > LOCATED_KEPT:
+            self._located.clear()
+        self._located[pid] = found
+        return found
+
+    def _locate(self, pid: str) -> _Located | None:
+        slug, _, paragraph = pid.partition("#")
+        ref = self._slugs.get(slug)
+        if ref is None:
+            return None
+        seg_i, first, count = self._where[ref]
+        number = -1 if paragraph == SUMMARY else (int(paragraph) if paragraph.isdigit() else None)
+        if number is None:
+            return None
+        numbers = self.segments[seg_i].paragraph[first: first + count].tolist()
+        if number not in numbers:
+            return None
+        local = first + numbers.index(number)
+        return _Located(seg_i, local, int(self.offsets[seg_i]) + local)
+
+    def position(self, pid: str) -> int:
+        found = self.locate(pid)
+        return -1 if found is None else found.position
+
+    def segment_of(self, position: int) -> tuple[int, int]:
+        """(segment, position in it) of a catalogue position."""
+        i = bisect.bisect_right(self._starts, position) - 1
+        return i, position - self._starts[i]
+
+    def pid_at(self, position: int) -> str:
+        i, local = self.segment_of(position)
+        seg = self.segments[i]
+        row = seg.passages[local]
+        ref = seg.decisions[int(row["decision"])]["ref"]
+        n = int(row["paragraph"])
+        return f"{ref.replace(' ', '-')}#{SUMMARY if n < 0 else n}"
+
+    def row_at(self, position: int) -> PassageRow:
+        i, local = self.segment_of(position)
+        seg = self.segments[i]
+        row = seg.passages[local]
+        n = int(row["paragraph"])
+        a, c = int(row["statute_start"]), int(row["statute_count"])
+        return PassageRow(seg.decisions[int(row["decision"])]["ref"], SUMMARY if n < 0 else str(n),
+                          seg.sections[int(row["section"])], seg.subsections[int(row["subsection"])],
+                          boilerplate_text(row["boilerplate"]), int(row["tokens"]),
+                          [seg.statutes[int(s)] for s in seg.statute_ids[a: a + c]])
+
+    def decision_span(self, ref: str) -> tuple[int, int]:
+        """The positions of a decision's passages: ``first, count`` (0, 0 when not indexed)."""
+        where = self._where.get(ref)
+        if where is None:
+            return 0, 0
+        seg_i, first, count = where
+        return int(self.offsets[seg_i]) + first, count
+
+    def window_span(self, position: int) -> tuple[int, int]:
+        i, local = self.segment_of(position)
+        row = self.segments[i].passages[local]
+        return int(self.window_offsets[i]) + int(row["window_start"]), int(row["window_count"])
+
+    def positions_of(self, refs) -> np.ndarray:
+        """The positions of the passages of decisions ``refs``, in order."""
+        spans = [self.decision_span(r) for r in refs]
+        spans = [s for s in spans if s[1]]
+        if not spans:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(a, a + n) for a, n in spans])
+
+    def dated_between(self, lo: str, hi: str) -> list[str]:
+        """References of the decisions dated ``lo`` to ``hi`` (ISO dates, both included)."""
+        return self._dated[bisect.bisect_left(self._dates, lo): bisect.bisect_right(self._dates, hi)]
+
+    # -- boilerplate ---------------------------------------------------------------------------
+
+    def _shared_openings(self) -> dict[str, int]:
+        """Boilerplate keys shared by at least ``BOILERPLATE_MIN_DECISIONS`` decisions, with how many."""
+        keys, decisions = [], []
+        for i, seg in enumerate(self.segments):
+            alive = self.live[self.offsets[i]: self.offsets[i + 1]]
+            keys.append(np.asarray(seg.passages["boilerplate"])[alive])
+            decisions.append(np.asarray(seg.passages["decision"])[alive].astype(np.int64) + (i << 32))
+        if not keys:
+            return {}
+        pairs = np.unique(np.rec.fromarrays([np.concatenate(keys), np.concatenate(decisions)]))
+        shared, counts = np.unique(pairs["f0"], return_counts=True)
+        wanted = counts >= BOILERPLATE_MIN_DECISIONS
+        self._shared_keys = shared[wanted]
+        return {boilerplate_text(k): int(n) for k, n in zip(shared[wanted], counts[wanted])}
 
     def is_boilerplate(self, pid: str) -> bool:
-        return self.passages[pid].boilerplate_key in self.boilerplate
+        found = self.locate(pid)
+        if found is None:
+            return False
+        key = self.segments[found.segment].passages["boilerplate"][found.local]
+        return boilerplate_text(key) in self.boilerplate
+
+    # -- dense search ------------------------------------------------------------------------------
+
+    def nearest(self, vector: np.ndarray, n: int, probes: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The ``n`` live passages nearest ``vector`` as ``(position, cosine of its best window)``,
+        best first: small segments scored exactly, large ones through their ``probes`` nearest
+        clusters; ``allowed`` (a bool per position) keeps only those passages."""
+        vector = np.asarray(vector, dtype=np.float32)
+        found_pos, found_sim = [], []
+        for i, seg in enumerate(self.segments):
+            if not seg.windows:
+                continue
+            rows = seg.candidate_windows(vector, probes)
+            sims = seg.window_vectors(rows) @ vector
+            local = np.asarray(seg.window_passage[rows], dtype=np.int64)
+            positions = local + int(self.offsets[i])
+            keep = self.live[positions] if allowed is None else (self.live[positions] & allowed[positions])
+            found_pos.append(positions[keep])
+            found_sim.append(sims[keep])
+        if not found_pos:
+            return []
+        positions, sims = np.concatenate(found_pos), np.concatenate(found_sim)
+        order = np.lexsort((positions, -sims))  # best first; a passage's best window first
+        positions, sims = positions[order], sims[order]
+        _, first = np.unique(positions, return_index=True)
+        first = np.sort(first)[:n]
+        return [(int(positions[j]), float(sims[j])) for j in first]
+
+
+    def exact_nearest(self, vector: np.ndarray, positions: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """The ``n`` of the passages at ``positions`` nearest ``vector``, scored exactly (a block of
+        ``EXACT_BLOCK`` passages at a time, so memory stays small however many there are)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) > EXACT_BLOCK:
+            best = [hit for a in range(0, len(positions), EXACT_BLOCK)
+                    for hit in self.exact_nearest(vector, positions[a: a + EXACT_BLOCK], n)]
+            return sorted(best, key=lambda h: (-h[1], h[0]))[:n]
+        vector = np.asarray(vector, dtype=np.float32)
+        positions = positions[self.live[positions]] if len(positions) else positions
+        best = np.zeros(len(positions), dtype=np.float32)
+        seg_of = np.searchsorted(self.offsets, positions, side="right") - 1
+        for i in np.unique(seg_of):
+            mask = seg_of == i
+            seg = self.segments[int(i)]
+            rows = seg.passages[positions[mask] - int(self.offsets[i])]
+            counts = rows["window_count"].astype(np.int64)
+            sims = seg.window_vectors(spans(rows["window_start"], counts)) @ vector
+            best[mask] = np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(counts)[:-1])))
+        order = np.lexsort((positions, -best))[:n]
+        return [(int(positions[j]), float(best[j])) for j in order]
+
+
+class PassageSet:
+    """The passages of some decisions (and a few named passages), without listing them: a filter
+    that keeps a third of an archive's decisions names hundreds of thousands of passages."""
+
+    def __init__(self, cat: Catalogue, refs, extra=()) -> None:
+        self.cat, self.refs, self.extra = cat, {r for r in refs if r in cat.decisions}, set(extra)
+        self._mask: np.ndarray | None = None
+
+    def __contains__(self, pid) -> bool:
+        if pid in self.extra:
+            return True
+        ref = self.cat._slugs.get(str(pid).partition("#")[0])
+        return ref in self.refs and pid in self.cat.passages
+
+    def __len__(self) -> int:
+        return sum(self.cat.decision_span(r)[1] for r in self.refs) + sum(1 for p in self.extra if not self._in_refs(p))
+
+    def _in_refs(self, pid: str) -> bool:
+        return self.cat._slugs.get(pid.partition("#")[0]) in self.refs
+
+    def __bool__(self) -> bool:
+        return bool(self.refs) or bool(self.extra)
+
+    def __iter__(self) -> Iterator[str]:
+        for ref in self.refs:
+            yield from self.cat.by_ref[ref]
+        yield from (p for p in self.extra if not self._in_refs(p))
+
+    def __or__(self, other) -> "PassageSet":
+        return PassageSet(self.cat, self.refs, self.extra | set(other))
+
+    __ror__ = __or__
+
+    def positions(self) -> np.ndarray:
+        extra = [self.cat.position(p) for p in self.extra if not self._in_refs(p)]
+        return np.concatenate([self.cat.positions_of(sorted(self.refs)),
+                               np.asarray([e for e in extra if e >= 0], dtype=np.int64)])
+
+    def mask(self) -> np.ndarray:
+        """A bool per catalogue position."""
+        if self._mask is None:
+            m = np.zeros(self.cat.size, dtype=bool)
+            m[self.positions()] = True
+            self._mask = m
+        return self._mask
+
+
+class _Passages(Mapping):
+    """Passage id -> ``PassageRow``, for the live passages."""
+
+    def __init__(self, cat: Catalogue) -> None:
+        self.cat = cat
+
+    def __getitem__(self, pid: str) -> PassageRow:
+        found = self.cat.locate(pid)
+        if found is None:
+            raise KeyError(pid)
+        return self.cat.row_at(found.position)
+
+    def __contains__(self, pid) -> bool:
+        return isinstance(pid, str) and self.cat.locate(pid) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        for ref in self.cat.decisions:
+            yield from self.cat.by_ref[ref]
+
+    def __len__(self) -> int:
+        return int(self.cat.live.sum())
+
+
+class _ByRef(Mapping):
+    """Reference -> its passage ids, in order (Summary first)."""
+
+    def __init__(self, cat: Catalogue) -> None:
+        self.cat = cat
+
+    def __getitem__(self, ref: str) -> list[str]:
+        first, count = self.cat.decision_span(ref)
+        if not count:
+            raise KeyError(ref)
+        seg_i, local = self.cat.segment_of(first)
+        slug = ref.replace(" ", "-")
+        numbers = self.cat.segments[seg_i].passages["paragraph"][local: local + count]
+        return [f"{slug}#{SUMMARY if n < 0 else int(n)}" for n in numbers]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cat.decisions)
+
+    def __len__(self) -> int:
+        return len(self.cat.decisions)
+
+
+class _Rows(Mapping):
+    """Passage id -> its window rows (in ``Catalogue.vectors``)."""
+
+    def __init__(self, cat: Catalogue) -> None:
+        self.cat = cat
+
+    def __getitem__(self, pid: str) -> list[int]:
+        found = self.cat.locate(pid)
+        if found is None:
+            raise KeyError(pid)
+        start, count = self.cat.window_span(found.position)
+        return list(range(start, start + count))
+
+    def __contains__(self, pid) -> bool:
+        return isinstance(pid, str) and self.cat.locate(pid) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cat.passages)
+
+    def __len__(self) -> int:
+        return len(self.cat.passages)
+
+
+class _DecisionRange(Mapping):
+    """Reference -> all its window rows, or all its passage positions."""
+
+    def __init__(self, cat: Catalogue, windows: bool) -> None:
+        self.cat, self.windows = cat, windows
+
+    def __getitem__(self, ref: str) -> np.ndarray:
+        first, count = self.cat.decision_span(ref)
+        if not count:
+            raise KeyError(ref)
+        if not self.windows:
+            return np.arange(first, first + count, dtype=np.int64)
+        start, _ = self.cat.window_span(first)
+        end, n = self.cat.window_span(first + count - 1)
+        return np.arange(start, end + n, dtype=np.int64)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cat.decisions)
+
+    def __len__(self) -> int:
+        return len(self.cat.decisions)
+
+
+class _Vectors:
+    """The window vectors as float32, by catalogue-wide row."""
+
+    def __init__(self, cat: Catalogue) -> None:
+        self.cat = cat
+
+    def __len__(self) -> int:
+        return int(self.cat.window_offsets[-1])
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        out = np.zeros((len(rows), self.cat.dimension), dtype=np.float32)
+        seg_of = np.searchsorted(self.cat.window_offsets, rows, side="right") - 1
+        for i in np.unique(seg_of):
+            mask = seg_of == i
+            out[mask] = self.cat.segments[int(i)].window_vectors(rows[mask] - int(self.cat.window_offsets[i]))
+        return out

@@ -21,7 +21,9 @@ from typing import Callable
 
 from index.decision import Decision
 from index.embedder import Embedder
-from index.catalogue import Parts, parts_for, parts_of_writes, refresh
+from index import catalogue
+from index.catalogue import parts_of_writes, refresh
+from index.segment import Part
 from index.parse import DecisionError, parse_file
 from index.passage import Passage, passages_of
 from index.store import DecisionWrite, Store, StoreError, absolute_source
@@ -126,7 +128,8 @@ class _Writer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
         self._lock = threading.Lock()  # the writer thread and the main thread both report
-        self.parts: Parts = parts_for(store)
+        self.parts: list[Part] = []  # of decisions stored, for the next catalogue segment
+        self.part_windows = 0
 
     @property
     def embedder(self) -> Embedder:
@@ -184,7 +187,11 @@ class _Writer:
 
     def _write(self, batch: list[DecisionWrite], pending: list) -> None:
         self.store.write_decisions(batch, self.label, replacing=self.replacing)
-        self.parts.put(parts_of_writes(batch))
+        parts = parts_of_writes(batch)
+        self.parts.extend(parts)
+        self.part_windows += sum(len(p.vectors) for p in parts)
+        if self.part_windows >= SEGMENT_WINDOWS:
+            self.save_segment()
         with self._lock:
             for _, passages, windows, result in pending:
                 result.paragraphs = len(passages)
@@ -200,13 +207,23 @@ class _Writer:
             writing, self._writing = self._writing, None
             writing.result()
 
+    def save_segment(self) -> None:
+        """Add what was stored since the last segment to the catalogue, as a segment."""
+        parts, self.parts, self.part_windows = self.parts, [], 0
+        if parts:
+            catalogue.add_parts(self.store, parts)
+            self.report.lexical_rebuilt = True
+
     def close(self) -> None:
         self.flush()
         self.wait()
         self._pool.shutdown(wait=True)
-        self.parts.close()
+        self.save_segment()
 
 
+# Windows stored before the writer adds them to the catalogue as a segment: bounds the memory a
+# long ingest holds (about 2 KB a window) and what a crash leaves for ``refresh`` to remake.
+SEGMENT_WINDOWS = 200_000
 # Parsed decisions the first pass keeps for writing, in paragraphs: an ordinary ingest parses each
 # file once, while one of a whole archive keeps only this many (the rest are parsed again when
 # their turn comes) so memory stays flat.
@@ -364,7 +381,7 @@ def ingest(
         label = embedder.label
     if rebuild:
         store.drop()
-        parts_for(store).clear()
+        catalogue.clear(store)
     store.passages_collection(label)  # creates the collection or refuses a model mismatch
     files, failures = collect_files(paths)
     report.results.extend(failures)
@@ -398,7 +415,7 @@ def ingest(
                 store.delete_decision(ref)
                 report.results.append(FileResult(rec.source, REMOVED, ref, "its file is gone"))
 
-    report.lexical_rebuilt = refresh(store)
+    report.lexical_rebuilt = refresh(store) or report.lexical_rebuilt
     report.seconds = time.perf_counter() - start
     log.info("ingest: %s", report.summary())
     return report

@@ -1,20 +1,16 @@
-"""The lexical index: BM25 (bm25s) over passage texts, saved as plain files beside the Chroma data.
+"""The lexical index: BM25 over passage texts, from the postings the catalogue's segments keep.
 
 Dense vectors blur exact words ("Safety Plan", "section 26(6)(c)", "Disabled Facilities Grant");
 BM25 does not. Statute provisions and references are kept as whole tokens so they match exactly.
-The saved index records the store fingerprint it was built from, so a stale one is detected.
+Scores are bm25s' Lucene variant (the ranking was fitted on them), computed from postings so
+that an index in several segments scores each passage as one index of all of them would.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -22,14 +18,6 @@ log = logging.getLogger(__name__)
 
 _WORD_RE = re.compile(r"\d+[a-z]{0,3}(?:\(\w{1,4}\))+|[a-z0-9]+(?:['’][a-z]+)?")
 _REF_RE = re.compile(r"\b(\d{2})[ \-/]?(\d{3})[ \-/]?(\d{3})([a-z]?)\b")
-
-
-def _bm25s():
-    """bm25s, imported on first use; it sets its own logger to DEBUG on import, which we undo."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
 
 
 @lru_cache(maxsize=1)
@@ -82,130 +70,109 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+# BM25 parameters: bm25s' defaults (Lucene's variant), which the ranking was fitted with.
+K1, B = 1.5, 0.75
+
+
+class _Ids:
+    """Passage ids by catalogue position (made when asked, not held)."""
+
+    def __init__(self, catalogue) -> None:
+        self.catalogue = catalogue
+
+    def __len__(self) -> int:
+        return self.catalogue.size
+
+    def __getitem__(self, position: int) -> str:
+        return self.catalogue.pid_at(int(position))
+
+
 class LexicalIndex:
-    """BM25 over passages; ``ids[i]`` is the passage id of document ``i``."""
+    """BM25 over the catalogue's passages, scored from every segment's postings with statistics of
+    the whole catalogue (document count, mean length, a term's document frequency), so that a
+    passage scores the same whichever segment holds it. Positions are catalogue positions."""
 
-    def __init__(self, ids: list[str], model) -> None:
-        self.ids = ids
-        self.model = model
-        self._pos = {pid: i for i, pid in enumerate(ids)}
+    def __init__(self, catalogue) -> None:
+        self.catalogue = catalogue
+        self.ids = _Ids(catalogue)
+        lengths = [np.asarray(s.passages["length"]) for s in catalogue.segments]
+        self.lengths = np.concatenate(lengths).astype(np.float32) if lengths else np.zeros(0, np.float32)
+        live = catalogue.live
+        self.documents = int(live.sum())
+        self.mean_length = float(self.lengths[live].mean()) if self.documents else 1.0
+        self._norm = (K1 * ((1 - B) + B * self.lengths / self.mean_length)).astype(np.float32)
 
-    @classmethod
-    def build(cls, ids: list[str], texts: list[str]) -> "LexicalIndex":
-        return cls.from_tokens(ids, [tokenize(t) for t in texts])
+    def knows(self, term: str) -> bool:
+        """Whether any passage has the (tokenised) ``term``."""
+        return any(term in s.terms for s in self.catalogue.segments)
 
-    @classmethod
-    def from_tokens(cls, ids: list[str], tokens: list[list[str]]) -> "LexicalIndex":
-        """BM25 over documents already tokenised with ``tokenize`` (the catalogue keeps them so)."""
-        bm25s = _bm25s()
-        model = bm25s.BM25()
-        if ids:
-            model.index([t or ["_empty_"] for t in tokens], show_progress=False)
-        return cls(list(ids), model)
+    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Live documents containing ``term`` (catalogue positions) and its count in each."""
+        docs, tfs = [], []
+        for i, seg in enumerate(self.catalogue.segments):
+            d, tf = seg.postings(term)
+            if len(d):
+                docs.append(np.asarray(d, dtype=np.int64) + int(self.catalogue.offsets[i]))
+                tfs.append(tf)
+        if not docs:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        docs_a, tfs_a = np.concatenate(docs), np.concatenate(tfs).astype(np.float32)
+        keep = self.catalogue.live[docs_a]
+        return docs_a[keep], tfs_a[keep]
 
-    def save(self, folder: Path, fingerprint: str, extra: dict[str, object] | None = None,
-             arrays: dict[str, np.ndarray | Path] | None = None) -> None:
-        """Write atomically, with ``extra`` JSON files and ``arrays`` (``.npy``) beside it: a reader
-        never sees a half-written index. An array given as the path of a ``.npy`` file on the same
-        file system is moved in, not copied."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".lexical-"))
-        if self.ids:
-            self.model.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps(self.ids))
-        for name, body in (extra or {}).items():
-            (tmp / name).write_text(json.dumps(body, ensure_ascii=False))
-        for name, array in (arrays or {}).items():
-            if isinstance(array, Path):
-                os.replace(array, tmp / name)
-            else:
-                np.save(tmp / name, array)
-        (tmp / "fingerprint").write_text(fingerprint)
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-
-    @staticmethod
-    def saved_fingerprint(folder: Path) -> str:
-        """The fingerprint of the saved index, or "" when there is none."""
-        try:
-            return (folder / "fingerprint").read_text().strip()
-        except OSError:
-            return ""
-
-    @classmethod
-    def load(cls, folder: Path) -> tuple["LexicalIndex | None", str]:
-        """The saved index and the fingerprint it was built from; (None, "") when there is none."""
-        try:
-            fingerprint = (folder / "fingerprint").read_text().strip()
-            ids = json.loads((folder / "ids.json").read_text())
-        except (OSError, ValueError):
-            return None, ""
-        bm25s = _bm25s()
-        if not ids:
-            return cls([], bm25s.BM25()), fingerprint
-        try:
-            model = bm25s.BM25.load(str(folder), show_progress=False)
-        except Exception as e:
-            log.warning("the lexical index at %s cannot be read (%s); it will be rebuilt", folder, e)
-            return None, ""
-        return cls(ids, model), fingerprint
+    def idf(self, df: int) -> float:
+        return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5)))
 
     def position(self, pid: str) -> int:
-        """The document number of passage ``pid`` (-1 when it is not indexed)."""
-        return self._pos.get(pid, -1)
+        """The position of passage ``pid`` (-1 when it is not indexed)."""
+        return self.catalogue.position(pid)
 
     def scores(self, query: str) -> np.ndarray | None:
-        """BM25 score of every document for ``query`` (None when no query word is indexed)."""
-        if not self.ids:
+        """BM25 score of every position for ``query`` (None when no query word is indexed). A word
+        the query repeats counts as often as it is repeated."""
+        if not self.documents:
             return None
-        vocab = self.model.vocab_dict
-        tokens = [t for t in tokenize(query) if t in vocab]
-        if not tokens:
-            return None
-        # Scores for every document at once: cheaper than bm25s' retrieve(), which runs a thread
-        # pool and a progress bar for each query.
-        return np.asarray(self.model.get_scores(tokens), dtype=np.float32)
+        scores = None
+        for term in tokenize(query):
+            docs, tfs = self._postings(term)
+            if not len(docs):
+                continue
+            if scores is None:
+                scores = np.zeros(self.catalogue.size, dtype=np.float32)
+            scores[docs] += self.idf(len(docs)) * tfs / (tfs + self._norm[docs])
+        return scores
 
     def postings(self, query: str, unindexed: bool = False) -> list[tuple[float, np.ndarray]]:
         """For each distinct word of ``query``: its inverse document frequency and the documents
         that contain it (what "how many of the question's words does it have" needs). Words no
         document contains are left out, unless ``unindexed`` (then they come with no documents
         and the highest IDF: a question about something no decision mentions)."""
-        if not self.ids:
+        if not self.documents:
             return []
-        vocab = self.model.vocab_dict
-        matrix = self.model.scores
-        n = len(self.ids)
         out = []
         for t in dict.fromkeys(tokenize(query)):
-            tid = vocab.get(t)
-            if tid is None:
+            docs, _ = self._postings(t)
+            if not len(docs):
                 if unindexed:
-                    out.append((float(np.log(1 + (n + 0.5) / 0.5)), np.zeros(0, dtype=np.int64)))
+                    out.append((self.idf(0), np.zeros(0, dtype=np.int64)))
                 continue
-            docs = matrix["indices"][matrix["indptr"][tid]: matrix["indptr"][tid + 1]]
-            out.append((float(np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))), docs))
+            out.append((self.idf(len(docs)), docs))
         return out
 
-    def top(self, scores: np.ndarray | None, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """The best ``k`` of ``scores`` as ``(passage_id, BM25 score)``; only ``allowed`` ids if given."""
+    def top(self, scores: np.ndarray | None, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """The best ``k`` of ``scores`` as ``(passage_id, BM25 score)``; only positions where
+        ``allowed`` (a bool per position) is true, if given."""
         if scores is None:
             return []
         if allowed is not None:
-            mask = np.zeros(len(self.ids), dtype=np.float32)
-            for pid in allowed:
-                i = self._pos.get(pid)
-                if i is not None:
-                    mask[i] = 1.0
-            scores = scores * mask
-        k = min(k, len(self.ids))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(self.ids) else np.arange(len(self.ids))
-        top = top[np.argsort(-scores[top], kind="stable")]
+            scores = np.where(allowed, scores, 0.0)
+        k = min(k, len(scores))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]
         return [(self.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
 
-    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Best ``k`` passages for ``query`` as ``(passage_id, BM25 score)``; only ``allowed`` ids if given."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Best ``k`` passages for ``query`` as ``(passage_id, BM25 score)``; only ``allowed`` ones if given."""
         return self.top(self.scores(query), k, allowed)

@@ -1,8 +1,11 @@
 """The store: Chroma (a local folder or a ``chroma run`` server) holding passages and decisions.
 
-Two collections: ``decisions`` (one record per decision holding its parsed JSON and content hash:
-the text of record) and ``passages`` (one vector per embedding window, cosine space, the model
-recorded in its metadata, with only the few fields that tie it to its decision). A passage's text
+Two collections: ``decisions`` (one record per decision holding its parsed JSON, compressed, and
+its content hash: the text of record) and ``passages`` (one vector per embedding window, cosine
+space, the model recorded in its metadata, with only the fields that tie it to its decision).
+The JSON is kept in a metadata field rather than as the record's document because Chroma indexes
+documents for full-text search (a trigram index several times the text's size), which nothing
+here uses. A passage's text
 and citation fields are read from its decision's JSON, so writing a vector costs little and the
 two can never disagree. A decision is written in three steps (mark "writing", replace passages,
 mark "done") so a process killed mid-way leaves a record that says so; readers ignore such
@@ -11,8 +14,11 @@ decisions and the next ingest repairs them from the stored JSON.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import uuid
+import zlib
 import logging
 import re
 from dataclasses import dataclass
@@ -32,8 +38,9 @@ log = logging.getLogger(__name__)
 PASSAGES = "ombudsman-passages"
 DECISIONS = "ombudsman-decisions"
 # Version of the record layout; an index written with another layout is refused with a message to
-# rebuild it (schema 1 kept each passage's text and citation fields beside its vector).
-SCHEMA = "2"
+# rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
+# the decision's JSON as the record's document, and each window's number in its metadata).
+SCHEMA = "3"
 WRITING, DONE = "writing", "done"
 
 
@@ -83,11 +90,21 @@ class StoredPassage:
         return SUMMARY if p == SUMMARY else int(p)
 
 
-def _window_metadata(p: Passage, decision_hash: str, window: int) -> dict[str, Any]:
+def _window_metadata(p: Passage, decision_hash: str) -> dict[str, Any]:
     """What a vector record keeps: enough to delete a decision's windows and to tell a current
-    window from one of an older version of its decision. Every field more costs write time
-    (Chroma indexes each one) and would duplicate the decision's JSON."""
-    return {"ref": p.reference, "window": window, "decision_hash": decision_hash}
+    window from one of an older version of its decision. Every field more costs write time and
+    disk (Chroma indexes each one) and would duplicate the decision's JSON."""
+    return {"ref": p.reference, "decision_hash": decision_hash}
+
+
+def pack_json(decision: Decision) -> str:
+    """A decision's JSON as the store keeps it: zlib-compressed, base64 text."""
+    raw = json.dumps(decision.to_json(), ensure_ascii=False).encode()
+    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+
+
+def unpack_json(packed: str) -> dict:
+    return json.loads(zlib.decompress(base64.b64decode(packed)))
 
 
 def stored_passage(decision: Decision, decision_hash: str, paragraph: int | str) -> StoredPassage | None:
@@ -190,12 +207,21 @@ class Store:
         self._client = self._passages = self._decisions = None
 
     @property
-    def lexical_dir(self) -> Path:
-        """Where the lexical index lives: beside the Chroma data, or per server in server mode."""
+    def catalogue_dir(self) -> Path:
+        """Where the catalogue lives: beside the Chroma data, or per server in server mode."""
         if self.config.chroma_url:
             slug = re.sub(r"[^A-Za-z0-9]+", "-", self.config.chroma_url).strip("-")
-            return self.config.index_dir / "servers" / slug / "lexical"
-        return self.config.index_dir / "lexical"
+            return self.config.index_dir / "servers" / slug / "catalogue"
+        return self.config.index_dir / "catalogue"
+
+    def generation(self) -> str:
+        """A token that changes whenever a writer finishes writing or deleting decisions (one cheap
+        read, so processes sharing a server notice each other's writes); "" for an empty store."""
+        col = self._existing(DECISIONS)
+        return str((col.metadata or {}).get("generation", "")) if col is not None else ""
+
+    def _bump(self) -> None:
+        self.decisions_collection.modify(metadata={"schema": SCHEMA, "generation": uuid.uuid4().hex})
 
     def _existing(self, name: str):
         try:
@@ -320,10 +346,10 @@ class Store:
         out: dict[str, tuple[Decision, str]] = {}
         col = self.decisions_collection
         for i in range(0, len(slugs), self.max_batch):
-            got = col.get(ids=slugs[i : i + self.max_batch], include=["documents", "metadatas"])
-            for slug, md, doc in zip(got["ids"], got["metadatas"], got["documents"]):
+            got = col.get(ids=slugs[i : i + self.max_batch], include=["metadatas"])
+            for slug, md in zip(got["ids"], got["metadatas"]):
                 if md.get("status") == DONE:
-                    decision = Decision.from_json(json.loads(doc), source=md.get("source", ""))
+                    decision = Decision.from_json(unpack_json(md["json"]), source=md.get("source", ""))
                     out[slug] = decision, md.get("content_hash", "")
         return out
 
@@ -349,10 +375,10 @@ class Store:
             slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
             yield from (d for d, _ in self.read_decisions(slugs).values())
             return
-        for got in self._pages(self.decisions_collection, include=["documents", "metadatas"]):
-            for md, doc in zip(got["metadatas"], got["documents"]):
+        for got in self._pages(self.decisions_collection, include=["metadatas"]):
+            for md in got["metadatas"]:
                 if md.get("status") == DONE:
-                    yield Decision.from_json(json.loads(doc), source=md.get("source", ""))
+                    yield Decision.from_json(unpack_json(md["json"]), source=md.get("source", ""))
 
     def iter_passages(self, ref: str | None = None) -> Iterator[StoredPassage]:
         """Every passage of the complete decisions (or of one), in decision order."""
@@ -435,12 +461,11 @@ class Store:
         for k in range(0, len(batch), self.max_batch):
             part = batch[k : k + self.max_batch]
             ids = [d.slug for d, _ in part]
-            metadatas = [self._record_metadata(d, status, n) for d, n in part]
             if status == WRITING:
-                col.upsert(ids=ids, embeddings=[[1.0]] * len(part), metadatas=metadatas,
-                           documents=[json.dumps(d.to_json(), ensure_ascii=False) for d, _ in part])
-            else:  # the JSON was written with "writing"; rewriting it would cost as much again
-                col.update(ids=ids, metadatas=metadatas)
+                metadatas = [{**self._record_metadata(d, status, n), "json": pack_json(d)} for d, n in part]
+                col.upsert(ids=ids, embeddings=[[1.0]] * len(part), metadatas=metadatas)
+            else:  # the JSON was written with "writing"; an update keeps the fields it does not name
+                col.update(ids=ids, metadatas=[{"status": status} for _ in part])
 
     def write_decisions(self, batch: list[DecisionWrite], label: str, replacing: set[str] = frozenset()) -> None:
         """Replace everything stored for each decision in ``batch`` with its passages and vectors.
@@ -459,7 +484,7 @@ class Store:
             for p, ws in zip(w.passages, w.windows):
                 for k in range(len(ws)):
                     ids.append(window_id(p.id, k))
-                    mds.append(_window_metadata(p, w.decision.content_hash, k))
+                    mds.append(_window_metadata(p, w.decision.content_hash))
             vecs.append(np.asarray(w.vectors, dtype=np.float32))
         counts = [(w.decision, len(w.passages)) for w in batch]
         self._mark(counts, WRITING)
@@ -471,6 +496,7 @@ class Store:
             m = k + self.max_batch
             col.add(ids=ids[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
         self._mark(counts, DONE)
+        self._bump()
 
     def move_source(self, reference: str, source: str) -> None:
         """Record that a decision's file now lives at ``source`` (so ``--prune`` follows moved files)."""
@@ -487,13 +513,15 @@ class Store:
         if col is not None:
             col.delete(where={"ref": ref})
         self.decisions_collection.delete(ids=[ref.replace(" ", "-")])
+        self._bump()
 
     def stored_decision(self, reference: str) -> Decision:
         """A decision's stored JSON even when its record is incomplete (for repairs)."""
-        got = self.decisions_collection.get(ids=[normalise_reference(reference).replace(" ", "-")], include=["documents", "metadatas"])
+        got = self.decisions_collection.get(ids=[normalise_reference(reference).replace(" ", "-")], include=["metadatas"])
         if not got["ids"]:
             raise KeyError(reference)
-        return Decision.from_json(json.loads(got["documents"][0]), source=got["metadatas"][0].get("source", ""))
+        md = got["metadatas"][0]
+        return Decision.from_json(unpack_json(md["json"]), source=md.get("source", ""))
 
     def drop(self) -> None:
         """Delete both collections (``ingest --rebuild``)."""

@@ -14,7 +14,7 @@ from index.config import SEEDS_DIR, StoreConfig
 from index.decision import Decision
 from index.embedder import ENCODERS, Embedder, label_for, load_embedder
 from index.ingest import IngestReport, ProgressFn, ingest
-from index.lexical import LexicalIndex
+from index.catalogue import saved_generation
 from index.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,9 @@ class Archive:
             if self._retriever is None or now - self._checked < every:
                 return False
             self._checked = now
-            loaded = self._retriever.catalogue.fingerprint
-            if LexicalIndex.saved_fingerprint(self.store.lexical_dir) in ("", loaded):
+            loaded = self._retriever.catalogue
+            if saved_generation(self.store.catalogue_dir) in ("", loaded.fingerprint) \
+                    and self.store.generation() == loaded.store_generation:
                 return False
             log.info("the index changed under this process; loading the new catalogue")
             self.store.reopen()

@@ -14,13 +14,13 @@ from datetime import date
 
 import numpy as np
 
-from index.catalogue import Catalogue
+from index.catalogue import Catalogue, PassageSet
 from index.decision import normalise_reference
 from index.embedder import Embedder
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage
 from rag.evidence import Evidence, gather
-from rag.parameters import CANDIDATES, DECISION_CACHE, EXACT_DENSE_LIMIT, PER_DECISION, QUESTION_CACHE
+from rag.parameters import CANDIDATES, DECISION_CACHE, DENSE_PROBES, EXACT_DENSE_LIMIT, PER_DECISION, QUESTION_CACHE
 from rag.query import AuthorityNames, Query, outcome_named, understand
 from rag.ranker import Ranker, load_ranker
 
@@ -105,12 +105,11 @@ class Retriever:
         with self._lock:
             if self._catalogue is None:
                 cat = Catalogue.load(self.store)
-                vocabulary = cat.lexical.model.vocab_dict if cat.lexical.ids else {}
                 from index.lexical import tokenize
 
                 def is_word(word: str) -> bool:
                     tokens = tokenize(word)
-                    return not tokens or tokens[0] in vocabulary
+                    return not tokens or cat.lexical.knows(tokens[0])
 
                 self._authorities = AuthorityNames.of(sorted({d["authority"] for d in cat.decisions.values()}),
                                                       is_word=is_word)
@@ -156,7 +155,7 @@ class Retriever:
         if filters.authority:
             # Whole words: "Leicester" is not Leicestershire County Council (a different council).
             a = re.compile(rf"(?<!\w){re.escape(filters.authority.strip())}(?!\w)", re.I)
-            narrow({r for r, d in cat.decisions.items() if a.search(d["authority"])})
+            narrow({r for name, refs_of in cat.by_authority.items() if a.search(name) for r in refs_of})
         elif query.authorities:
             narrow({r for a in query.authorities for r in cat.by_authority.get(a, ())})
         if filters.category:
@@ -164,11 +163,11 @@ class Retriever:
             narrow({r for r, d in cat.decisions.items() if c in d["category"].lower()})
         if filters.outcome:
             o = (outcome_named(filters.outcome) or filters.outcome).lower()
-            narrow({r for r, d in cat.decisions.items() if d["outcome"].lower() == o})
+            narrow(set(cat.by_outcome.get(o, ())))
         if filters.since or filters.until:
             lo = (filters.since or date.min).isoformat()
             hi = (filters.until or date.max).isoformat()
-            narrow({r for r, d in cat.decisions.items() if d["decision_date"] and lo <= d["decision_date"] <= hi})
+            narrow(set(cat.dated_between(lo, hi)))
         if filters.remedy:
             kind = filters.remedy.strip().lower()
             narrow({r for r, d in cat.decisions.items()
@@ -179,11 +178,10 @@ class Retriever:
         return refs
 
     def allowed_passages(self, query: Query, filters: Filters | None = None,
-                         within: set[str] | None = None) -> set[str] | None:
+                         within: set[str] | None = None) -> PassageSet | None:
         """The passages of ``allowed_refs`` (None for all of them)."""
-        cat = self.catalogue
         refs = self.allowed_refs(query, filters or Filters(), within)
-        return None if refs is None else {pid for r in refs for pid in cat.by_ref.get(r, ())}
+        return None if refs is None else PassageSet(self.catalogue, refs)
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -218,7 +216,7 @@ class Retriever:
             asked = f"{query.references[0].replace(' ', '-')}#{query.paragraph}"
             asked = asked if asked in cat.passages else None
         if asked:
-            allowed = {asked} | (allowed or set())
+            allowed = (allowed or PassageSet(cat, ())) | {asked}
         if query.reference_only:
             return self._hits(self._in_order(allowed or set(), k), {}, {})
 
@@ -233,7 +231,7 @@ class Retriever:
             dense = self._dense(self.question_vector(query.content), allowed, n)
             scored, lexical = dict(dense), {}
         else:
-            lexical = dict(cat.lexical.search(query.lexical_content, n, allowed))
+            lexical = dict(cat.lexical.search(query.lexical_content, n, None if allowed is None else allowed.mask()))
             top = max(lexical.values(), default=1.0) or 1.0
             scored, dense = {pid: v / top for pid, v in lexical.items()}, {}
         return self._hits(self._order(scored, lexical, query, k, per_decision, asked), dense, lexical)
@@ -277,7 +275,7 @@ class Retriever:
         vector = self.question_vector(query.content)
         dense = self._dense(vector, allowed, n)
         bm25 = cat.lexical.scores(query.lexical_content)
-        lexical = cat.lexical.top(bm25, n, allowed)
+        lexical = cat.lexical.top(bm25, n, None if allowed is None else allowed.mask())
         # In id order: candidates that tie (the same standard paragraph in several decisions has the
         # same vector and the same words) then rank the same however the store returned them.
         pids = sorted({pid for pid in [*dense, *(pid for pid, _ in lexical)] if pid in cat.passages})
@@ -300,16 +298,13 @@ class Retriever:
     def _dense(self, vector: np.ndarray, allowed: set[str] | None, n: int) -> dict[str, float]:
         """The ``n`` passages nearest ``vector`` (cosine of their best window), among ``allowed``."""
         cat = self.catalogue
-        if allowed is not None and cat.vectors is not None and len(allowed) <= EXACT_DENSE_LIMIT:
-            return self._exact_dense(vector, allowed, n)
-        dense: dict[str, float] = {}
-        over = 3 if allowed is not None else 1  # filtering after the search
-        for pid, sim in self.store.query(vector, n * over):
-            if pid in cat.passages and (allowed is None or pid in allowed):
-                dense[pid] = sim
-            if len(dense) >= n:
-                break
-        return dense
+        if cat.vectors is None:
+            return {}
+        if allowed is not None and len(allowed) <= EXACT_DENSE_LIMIT:
+            found = cat.exact_nearest(vector, allowed.positions(), n)
+        else:
+            found = cat.nearest(vector, n, DENSE_PROBES, None if allowed is None else allowed.mask())
+        return {cat.pid_at(pos): sim for pos, sim in found}
 
     def _in_order(self, allowed: set[str], k: int) -> list[tuple[str, float]]:
         """A decision asked for by reference alone: its Summary, then its paragraphs in order."""
@@ -320,20 +315,6 @@ class Retriever:
             return row.ref, 0 if row.paragraph == SUMMARY else int(row.paragraph)
         ordered = sorted(allowed, key=position)[:k]
         return [(pid, 1.0 - i / (len(ordered) + 1)) for i, pid in enumerate(ordered)]
-
-    def _exact_dense(self, vector: np.ndarray, allowed: set[str], n: int) -> dict[str, float]:
-        """Cosine similarity of every allowed passage (its best window), computed exactly."""
-        cat = self.catalogue
-        pids = [pid for pid in allowed if pid in cat.rows]
-        if not pids:
-            return {}
-        counts = [len(cat.rows[pid]) for pid in pids]
-        rows = [r for pid in pids for r in cat.rows[pid]]
-        sims = np.asarray(cat.vectors[rows], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        best = np.maximum.reduceat(sims, starts)  # each passage's best window, in one call
-        top = np.argsort(-best, kind="stable")[:n]
-        return {pids[i]: float(best[i]) for i in top}
 
     def coverage(self, query: Query, ref: str) -> float:
         """The share of the question's words (weighted by IDF; a word the archive never uses

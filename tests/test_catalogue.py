@@ -1,5 +1,5 @@
-"""The catalogue beside the store: kept as per-decision parts written during ingest, rebuilt from
-them without reading the store, and remade from the store when a part is missing or stale."""
+"""The catalogue beside the store: segments written by ingest and memory-mapped when opened, made
+from the store for decisions it lacks, merged when there are many, with one BM25 over them all."""
 
 from __future__ import annotations
 
@@ -23,59 +23,94 @@ from rag.archive import Archive
 
 def copy_index(archive: Archive, to: Path, embedder) -> Archive:
     shutil.copytree(archive.store_config.index_dir, to)
-    return Archive(StoreConfig(index_dir=to), encoder=embedder.encoder)
+    return Archive(StoreConfig(index_dir=to), encoder=embedder.encoder, embedder=embedder)
 
 
-def saved(store: Store) -> dict:
-    folder = store.lexical_dir
+def manifest(store: Store) -> dict:
+    return json.loads((store.catalogue_dir / "manifest.json").read_text())
+
+
+def view(c: cat.Catalogue) -> dict:
+    """What a search reads of a catalogue, in comparable form."""
     return {
-        "catalogue": json.loads((folder / "catalogue.json").read_text()),
-        "ids": json.loads((folder / "ids.json").read_text()),
-        "vector_ids": json.loads((folder / "vector_ids.json").read_text()),
-        "vectors": np.load(folder / "vectors.npy"),
+        "decisions": c.decisions,
+        "passages": {pid: c.passages[pid] for pid in c.passages},
+        "rows": {pid: len(c.rows[pid]) for pid in c.passages},
+        "boilerplate": c.boilerplate,
     }
 
 
-def test_ingest_saves_one_part_per_decision_with_its_content_hash(seeds_archive):
+def test_ingest_writes_one_segment_holding_each_decision_with_its_content_hash(seeds_archive):
     store = seeds_archive.store
-    parts = cat.parts_for(store)
-    try:
-        assert parts.hashes() == {ref: r.content_hash for ref, r in store.complete_records().items()}
-        by_ref = {p.reference: p for p in parts.iterate()}
-    finally:
-        parts.close()
-    part = by_ref["24 016 809"]
-    assert [row[0] for row in part.rows] == ["24-016-809#summary", *(f"24-016-809#{n}" for n in range(1, 19))]
-    assert part.window_ids == [row[0] for row in part.rows]  # every seed paragraph fits one window
-    assert part.vectors.shape == (19, 384)
-    assert np.allclose(np.linalg.norm(part.vectors, axis=1), 1.0, atol=1e-5)
-    row15 = part.rows[15]
-    assert row15[2:5] == ["15", "My assessment", "Poor communication and report inaccuracies"]
-    assert "strategi" in part.tokens[15].split()  # stemmed BM25 tokens of "strategy"
+    m = manifest(store)
+    assert m["layout"] == cat.CATALOGUE_VERSION and [s["decisions"] for s in m["segments"]] == [2]
+    c = cat.Catalogue.load(store)
+    assert {ref: d["content_hash"] for ref, d in c.decisions.items()} == \
+        {ref: r.content_hash for ref, r in store.complete_records().items()}
+    assert c.by_ref["24 016 809"] == ["24-016-809#summary", *(f"24-016-809#{n}" for n in range(1, 19))]
+    assert c.passages["24-016-809#15"][1:4] == ("15", "My assessment", "Poor communication and report inaccuracies")
+    assert "24-016-809#19" not in c.passages and "24-016-809#x" not in c.passages
+    rows = c.rows["24-016-809#15"]
+    assert len(rows) == 1  # every seed paragraph fits one window
+    # int8 copy: unit vectors come back within a rounding step
+    assert np.allclose(np.linalg.norm(c.vectors[list(range(len(c.vectors)))], axis=1), 1.0, atol=0.01)
+    position = c.position("24-016-809#15")
+    assert any(position in docs for _, docs in c.lexical.postings("strategy"))  # stemmed "strategi"
 
 
-def test_parts_written_by_ingest_equal_parts_made_from_the_store(seeds_archive, embedder, tmp_path):
+def test_a_catalogue_remade_from_the_store_equals_the_one_ingest_wrote(seeds_archive, embedder, tmp_path):
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
     store = archive.store
-    assert cat.refresh(store, force=True)
-    from_parts = saved(store)
-
-    cat.parts_for(store).path.unlink()  # as for an index built elsewhere: every part comes from the store
-    for suffix in ("-wal", "-shm"):
-        Path(str(cat.parts_for(store).path) + suffix).unlink(missing_ok=True)
-    assert cat.refresh(store, force=True)
-    from_store = saved(store)
-
-    assert from_store["catalogue"] == from_parts["catalogue"]
-    assert from_store["ids"] == from_parts["ids"]
-    assert from_store["vector_ids"] == from_parts["vector_ids"]
-    # Chroma gives vectors back within a rounding step of what was written.
-    assert np.allclose(from_store["vectors"], from_parts["vectors"], rtol=0, atol=1e-6)
+    written = cat.Catalogue.load(store)
+    shutil.rmtree(store.catalogue_dir)  # as for an index built elsewhere: all of it comes from the store
+    remade = cat.Catalogue.load(store)
+    assert view(remade) == view(written)
+    rows = list(range(len(written.vectors)))
+    assert np.allclose(remade.vectors[rows], written.vectors[rows], atol=1e-6)
+    question = "the council did not follow its safety plan"
+    assert np.allclose(remade.lexical.scores(question), written.lexical.scores(question))
     assert not cat.refresh(store)  # current now: nothing to do
 
 
-def test_a_decision_rewritten_without_its_part_is_remade_from_the_store(seeds_archive, embedder, tmp_path):
-    # Another process writing to a shared Chroma server leaves this machine's parts stale.
+def test_bm25_scores_a_passage_the_same_whichever_segment_holds_it(seeds_archive, embedder, tmp_path, monkeypatch):
+    # One segment per decision, then merged: the scores of a question do not move.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    whole = cat.Catalogue.load(store)
+    question = "social worker safety plan complaint"
+    before = {whole.pid_at(i): s for i, s in enumerate(whole.lexical.scores(question))}
+    shutil.rmtree(store.catalogue_dir)
+    monkeypatch.setattr(cat, "STORE_CHUNK", 1)
+    records = store.complete_records()
+    for ref in sorted(records):
+        cat.add_parts(store, cat._parts_from_store(store, [ref], records))
+    split = cat.Catalogue.load(store)
+    assert len(split.segments) == 2
+    after = {split.pid_at(i): s for i, s in enumerate(split.lexical.scores(question))}
+    assert after.keys() == before.keys() and all(abs(after[k] - before[k]) < 1e-5 for k in before)
+    cat.compact(store)
+    assert len(cat.Catalogue.load(store).segments) == 1
+
+
+def test_segments_past_the_limit_are_merged_and_dead_copies_dropped(seeds_archive, embedder, tmp_path, monkeypatch):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    monkeypatch.setattr(cat, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(cat, "MERGE_FANIN", 2)
+    records = store.complete_records()
+    for _ in range(3):  # the same decision added again and again: each copy supersedes the last
+        cat.add_parts(store, cat._parts_from_store(store, ["24 000 184"], records))
+    m = manifest(store)
+    # The ingest's segment stays (with its dead copy); the three small ones became one holding
+    # only the live copy.
+    assert sorted(s["decisions"] for s in m["segments"]) == [1, 2]
+    c = cat.Catalogue.load(store)
+    assert sorted(c.decisions) == ["24 000 184", "24 016 809"]
+    assert len(c.passages) == int(c.live.sum()) == c.size - len(c.by_ref["24 000 184"])
+
+
+def test_a_decision_rewritten_by_another_process_is_taken_by_refresh(seeds_archive, embedder, tmp_path):
+    # Another process writing to a shared Chroma server leaves this machine's catalogue behind.
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
     store = archive.store
     source = tmp_path / "24-000-184.txt"
@@ -88,29 +123,32 @@ def test_a_decision_rewritten_without_its_part_is_remade_from_the_store(seeds_ar
                           replacing={d.reference})
 
     assert cat.refresh(store)
-    parts = cat.parts_for(store)
-    try:
-        assert parts.hashes()["24 000 184"] == d.content_hash
-    finally:
-        parts.close()
+    assert [s["decisions"] for s in manifest(store)["segments"]] == [2, 1]  # only the rewritten one is new
     fresh = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder, embedder=embedder)
+    assert fresh.retriever.catalogue.decisions["24 000 184"]["content_hash"] == d.content_hash
     hits = fresh.retriever.search("the Authority", k=20, mode="bm25")
     assert any(h.ref == "24 000 184" and "the Authority" in h.text for h in hits)
+    assert len(fresh.retriever.catalogue.passages) == 19 + len(passages)  # the old copy is dead
 
 
-def test_a_pruned_decision_leaves_the_catalogue_and_the_parts(seeds_archive, embedder, tmp_path):
+def test_a_pruned_decision_leaves_the_catalogue(seeds_archive, embedder, tmp_path):
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
     archive.store.delete_decision("24 000 184")
     assert cat.refresh(archive.store)
-    body = saved(archive.store)
-    assert set(body["catalogue"]["decisions"]) == {"24 016 809"}
-    assert all(not i.startswith("24-000-184") for i in body["ids"] + body["vector_ids"])
-    assert len(body["vectors"]) == len(body["vector_ids"]) == 19
-    parts = cat.parts_for(archive.store)
-    try:
-        assert set(parts.hashes()) == {"24 016 809"}
-    finally:
-        parts.close()
+    assert "24 000 184" in manifest(archive.store)["removed"]
+    c = cat.Catalogue.load(archive.store)
+    assert set(c.decisions) == {"24 016 809"}
+    assert all(not pid.startswith("24-000-184") for pid in c.passages) and len(c.passages) == 19
+    assert not any(h.ref == "24 000 184" for h in archive.retriever.search("council", k=50, mode="bm25"))
+
+
+def test_a_catalogue_of_another_layout_is_made_again_from_the_store(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    m = manifest(store)
+    (store.catalogue_dir / "manifest.json").write_text(json.dumps({**m, "layout": "7"}))
+    c = cat.Catalogue.load(store)
+    assert manifest(store)["layout"] == cat.CATALOGUE_VERSION and sorted(c.decisions) == ["24 000 184", "24 016 809"]
 
 
 def test_an_index_of_the_older_layout_is_refused_with_the_command_that_rebuilds_it(tmp_path, embedder):

@@ -49,7 +49,7 @@ def passages_of_ref(store: Store, ref: str):
     """The passages of one decision whose vectors are stored (ids of window 0 records)."""
     windows = store.windows(ref)
     read = {p.id: p for p in store.iter_passages(ref)}
-    return {pid: read[pid] for pid, md in windows.items() if md["window"] == 0 and pid in read}
+    return {pid: read[pid] for pid, md in windows.items() if "~" not in pid and pid in read}
 
 
 # -- incremental ------------------------------------------------------------------------------

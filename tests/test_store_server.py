@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from index.catalogue import Catalogue
 from index.config import SEEDS_DIR, StoreConfig
 from index.store import PASSAGES, Store, StoreError
 from rag.archive import Archive
@@ -113,18 +114,19 @@ def test_search_works_through_the_server(served, chroma_url, seeds_archive, embe
     assert [h.id for h in dense] == [h.id for h in seeds_archive.retriever.search(question, k=5, mode="dense")]
 
 
-def test_the_lexical_index_is_kept_beside_under_servers(served, chroma_url):
+def test_the_catalogue_is_kept_beside_under_servers(served, chroma_url):
     store = Store(StoreConfig(index_dir=served, chroma_url=chroma_url))
-    lexical = store.lexical_dir
-    assert lexical.parent.parent == served / "servers"
-    assert lexical.name == "lexical"
-    assert (lexical / "fingerprint").is_file()
-    assert (lexical / "catalogue.json").is_file()
-    assert json.loads((lexical / "ids.json").read_text()).count("24-016-809#15") == 1
-    # Another server gets its own lexical index under the same --index folder.
+    folder = store.catalogue_dir
+    assert folder.parent.parent == served / "servers"
+    assert folder.name == "catalogue"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["store_generation"] == store.generation() != ""
+    c = Catalogue.load(store)
+    assert list(c.passages).count("24-016-809#15") == 1
+    # Another server gets its own catalogue under the same --index folder.
     other = Store(StoreConfig(index_dir=served, chroma_url="http://127.0.0.1:1"))
-    assert other.lexical_dir.parent.parent == served / "servers"
-    assert other.lexical_dir != lexical
+    assert other.catalogue_dir.parent.parent == served / "servers"
+    assert other.catalogue_dir != folder
 
 
 def test_an_unreachable_server_is_a_clear_error_naming_the_url(tmp_path, embedder):

@@ -1,0 +1,393 @@
+"""Segments: immutable slices of the catalogue, written once and memory-mapped when read.
+
+A segment holds what the retriever needs of a set of decisions: their metadata, one record per
+passage (named columns), the passages' BM25 postings, and one int8 copy of their window vectors
+with a coarse clustering of them for approximate nearest-neighbour search. Ingest writes a segment
+per run (or per ``SEGMENT_WINDOWS`` windows of a long one), so adding decisions costs what they
+cost, whatever the archive's size; the catalogue merges small segments when there are too many.
+
+Files of a segment folder (arrays are ``.npy``, opened with ``mmap_mode="r"``):
+
+- ``decisions.json``: a record per decision (reference, content hash, authority, category, outcome,
+  date, URL, aliases, facts, ``first`` passage and passage ``count``).
+- ``strings.json``: the tables the integer columns point into (sections, subsections, statutes,
+  BM25 terms).
+- ``passages.npy``: one record per passage, with named fields (``PASSAGE_DTYPE``).
+- ``statutes.npy``: statute numbers of the passages, ``statute_start``/``statute_count`` of each.
+- ``term_start.npy``, ``posting_doc.npy``, ``posting_tf.npy``: BM25 postings by term.
+- ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``.
+- ``window_passage.npy``: the passage of each window.
+- ``centroids.npy``, ``cluster_start.npy``, ``cluster_rows.npy``: windows grouped by nearest
+  centroid (only in segments of at least ``CLUSTER_MIN_WINDOWS`` windows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index.decision import Decision
+from index.facts import facts_of
+from index.lexical import tokenize
+from index.passage import SUMMARY, Passage
+from index.store import DecisionWrite
+
+PASSAGE_DTYPE = np.dtype([
+    ("decision", "<i4"),       # row of decisions.json
+    ("paragraph", "<i4"),      # the LGSCO's number; -1 for the Summary
+    ("section", "<i4"),        # into strings.sections
+    ("subsection", "<i4"),     # into strings.subsections
+    ("boilerplate", "<u8"),    # the passage's boilerplate key (index.passage.boilerplate_key) as a number
+    ("tokens", "<i4"),         # tiktoken count of the passage text
+    ("length", "<i4"),         # BM25 document length (its tokens, with repeats)
+    ("statute_start", "<i8"),  # into statutes.npy
+    ("statute_count", "<i4"),
+    ("window_start", "<i8"),   # its first window; its windows are consecutive
+    ("window_count", "<i4"),
+])
+# Segments with at least this many windows are searched by cluster; smaller ones exactly (scoring
+# 20,000 int8 windows takes about as long as probing the clusters of a large segment).
+CLUSTER_MIN_WINDOWS = 20_000
+# Windows per cluster, on average: sqrt-sized clusterings keep both the centroid scan and the
+# probed rows small. The number probed is ``rag.parameters.DENSE_PROBES``.
+WINDOWS_PER_CLUSTER = 400
+KMEANS_SAMPLE = 60_000
+KMEANS_ROUNDS = 8
+
+
+@dataclass
+class Part:
+    """One decision's share of a segment, before it is written."""
+
+    decision: dict  # the record decisions.json keeps
+    passages: list[Passage]
+    tokens: list[list[str]]  # BM25 tokens of each passage
+    window_counts: list[int]
+    vectors: np.ndarray  # float32, one row per window
+
+    @property
+    def reference(self) -> str:
+        return self.decision["ref"]
+
+
+def decision_record(decision: Decision) -> dict:
+    """What a segment keeps of a decision beside its passages."""
+    return {
+        "ref": decision.reference, "content_hash": decision.content_hash, "authority": decision.authority,
+        "category": decision.category_path, "outcome": decision.outcome,
+        "decision_date": decision.decision_date.isoformat() if decision.decision_date else "",
+        "url": decision.url, "paragraphs": len(decision.paragraphs),
+        "aliases": sorted({a for a in decision.aliases}),
+        "facts": facts_of(decision).to_json(),
+    }
+
+
+def part_of(decision: Decision, passages: list[Passage], window_counts: list[int], vectors: np.ndarray) -> Part:
+    if sum(window_counts) != len(vectors):
+        raise ValueError(f"{decision.reference}: {len(vectors)} vectors for {sum(window_counts)} windows")
+    record = decision_record(decision)
+    record["aliases"] = sorted({a for p in passages for a in p.aliases})
+    # BM25 indexes what the encoder embeds: the heading gives short paragraphs the words of their role.
+    tokens = [tokenize(p.embedding_text()) or ["_empty_"] for p in passages]
+    return Part(record, passages, tokens, list(window_counts), np.asarray(vectors, dtype=np.float32))
+
+
+def parts_of_writes(batch: list[DecisionWrite]) -> list[Part]:
+    """Parts of decisions just written to the store (ingest's writer calls this)."""
+    return [part_of(w.decision, w.passages, [len(ws) for ws in w.windows], w.vectors) for w in batch]
+
+
+def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 rows and a scale per row: a quarter of float32's size, cosine within about 0.002 of it
+    for unit vectors (``python -m eval.bench_search`` reports the ranking agreement)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    peak = np.abs(vectors).max(axis=1) if len(vectors) else np.zeros(0, np.float32)
+    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    return np.round(vectors / scales[:, None]).astype(np.int8), scales
+
+
+def kmeans(vectors: np.ndarray, k: int, rounds: int = KMEANS_ROUNDS, seed: int = 7) -> np.ndarray:
+    """Spherical k-means centroids of (a sample of) ``vectors``."""
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.choice(len(vectors), min(len(vectors), KMEANS_SAMPLE), replace=False))]
+    sample = np.asarray(sample, dtype=np.float32)
+    centroids = sample[rng.choice(len(sample), k, replace=False)].copy()
+    for _ in range(rounds):
+        nearest = np.argmax(sample @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, nearest, sample)
+        empty = ~sums.any(axis=1)
+        sums[empty] = sample[rng.choice(len(sample), int(empty.sum()), replace=False)]
+        centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+    return centroids.astype(np.float32)
+
+
+class _Table:
+    """Strings to small integers, in order of first sight."""
+
+    def __init__(self, values: list[str] = ()) -> None:
+        self.index: dict[str, int] = {}
+        for v in values:
+            self(v)
+
+    def __call__(self, value: str) -> int:
+        return self.index.setdefault(value, len(self.index))
+
+    def remap(self, values: list[str]) -> np.ndarray:
+        """The ids in this table of another table's ``values`` (added when new)."""
+        return np.asarray([self(v) for v in values], dtype=np.int64)
+
+    @property
+    def values(self) -> list[str]:
+        return list(self.index)
+
+
+@dataclass
+class Columns:
+    """A segment's content in memory: what ``save`` writes and ``merge`` concatenates."""
+
+    decisions: list[dict]
+    sections: list[str]
+    subsections: list[str]
+    statutes: list[str]
+    terms: list[str]
+    passages: np.ndarray  # PASSAGE_DTYPE
+    statute_ids: np.ndarray
+    posting_term: np.ndarray  # one entry per (term, passage): the term's id
+    posting_doc: np.ndarray
+    posting_tf: np.ndarray
+    vectors: np.ndarray  # int8
+    scales: np.ndarray
+
+
+def boilerplate_number(key: str) -> int:
+    """A passage's boilerplate key (16 hex digits) as the integer a segment stores."""
+    return int(key, 16)
+
+
+def boilerplate_text(number: int) -> str:
+    return f"{int(number):016x}"
+
+
+def columns_of_parts(parts: list[Part], dimension: int) -> Columns:
+    sections, subsections, statutes, terms = _Table(), _Table(), _Table(), _Table()
+    n_passages = sum(len(p.passages) for p in parts)
+    rows = np.zeros(n_passages, dtype=PASSAGE_DTYPE)
+    statute_ids: list[int] = []
+    p_term: list[int] = []
+    p_doc: list[int] = []
+    p_tf: list[int] = []
+    decisions = []
+    at = window = 0
+    for d, part in enumerate(parts):
+        decisions.append({**part.decision, "first": at, "count": len(part.passages)})
+        for p, toks, n in zip(part.passages, part.tokens, part.window_counts):
+            row = rows[at]
+            row["decision"] = d
+            row["paragraph"] = -1 if p.paragraph == SUMMARY else int(p.paragraph)
+            row["section"], row["subsection"] = sections(p.section), subsections(p.subsection)
+            row["boilerplate"] = boilerplate_number(p.boilerplate_key)
+            row["tokens"], row["length"] = p.token_count, len(toks)
+            row["statute_start"], row["statute_count"] = len(statute_ids), len(p.statutes)
+            statute_ids.extend(statutes(s) for s in p.statutes)
+            row["window_start"], row["window_count"] = window, n
+            for term, tf in Counter(toks).items():
+                p_term.append(terms(term))
+                p_doc.append(at)
+                p_tf.append(min(tf, 65535))
+            at += 1
+            window += n
+    vectors = np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, dimension), np.float32)
+    q, scales = quantise(vectors)
+    return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values, rows,
+                   np.asarray(statute_ids, dtype=np.int32), np.asarray(p_term, dtype=np.int32),
+                   np.asarray(p_doc, dtype=np.int32), np.asarray(p_tf, dtype=np.uint16), q, scales)
+
+
+def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
+    """The decisions ``keep`` (bool per decision) of a written segment, as columns."""
+    decisions, first = [], []
+    passage_keep = keep[segment.passages["decision"]]
+    new_row = np.cumsum(passage_keep) - 1
+    rows = np.array(segment.passages[passage_keep])
+    old_of_decision = np.flatnonzero(keep)
+    renumber = np.full(len(keep), -1, dtype=np.int64)
+    renumber[old_of_decision] = np.arange(len(old_of_decision))
+    at = 0
+    for d in old_of_decision:
+        rec = dict(segment.decisions[d])
+        rec["first"] = at
+        at += rec["count"]
+        decisions.append(rec)
+    del first
+    # statutes and windows of the kept passages, renumbered
+    starts, counts = rows["statute_start"], rows["statute_count"]
+    statute_ids = np.asarray(segment.statute_ids)[spans(starts, counts)] if len(rows) else np.zeros(0, np.int32)
+    rows["statute_start"] = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(rows) else rows["statute_start"]
+    w_starts, w_counts = rows["window_start"].copy(), rows["window_count"]
+    windows = spans(w_starts, w_counts)
+    rows["window_start"] = np.concatenate(([0], np.cumsum(w_counts)[:-1])) if len(rows) else rows["window_start"]
+    rows["decision"] = renumber[rows["decision"]]
+    terms = np.repeat(np.arange(len(segment.term_start) - 1, dtype=np.int32), np.diff(segment.term_start))
+    docs = np.asarray(segment.posting_doc)
+    live = passage_keep[docs]
+    return Columns(decisions, segment.sections, segment.subsections, segment.statutes, list(segment.terms),
+                   rows, statute_ids.astype(np.int32), terms[live], new_row[docs[live]].astype(np.int32),
+                   np.asarray(segment.posting_tf)[live], np.asarray(segment.vectors[windows]),
+                   np.asarray(segment.scales[windows]))
+
+
+def spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices ``start .. start + count`` of each pair, concatenated."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if not len(counts) or not counts.sum():
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    offsets = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - counts), counts)
+    return np.arange(ends[-1], dtype=np.int64) + offsets
+
+
+def concatenate(parts: list[Columns]) -> Columns:
+    """One segment's columns from several (their strings merged, their rows renumbered)."""
+    sections, subsections, statutes, terms = _Table(), _Table(), _Table(), _Table()
+    decisions, rows, statute_ids, p_term, p_doc, p_tf = [], [], [], [], [], []
+    at = n_decisions = n_statutes = n_windows = 0
+    for c in parts:
+        for rec in c.decisions:
+            decisions.append({**rec, "first": rec["first"] + at})
+        r = c.passages.copy()
+        r["decision"] += n_decisions
+        r["section"] = sections.remap(c.sections)[r["section"]] if len(r) else r["section"]
+        r["subsection"] = subsections.remap(c.subsections)[r["subsection"]] if len(r) else r["subsection"]
+        r["statute_start"] += n_statutes
+        r["window_start"] += n_windows
+        rows.append(r)
+        statute_ids.append(statutes.remap(c.statutes)[c.statute_ids] if len(c.statute_ids) else c.statute_ids)
+        p_term.append(terms.remap(c.terms)[c.posting_term] if len(c.posting_term) else c.posting_term)
+        p_doc.append(c.posting_doc.astype(np.int64) + at)
+        p_tf.append(c.posting_tf)
+        at += len(r)
+        n_decisions += len(c.decisions)
+        n_statutes += len(c.statute_ids)
+        n_windows += len(c.vectors)
+    dim = parts[0].vectors.shape[1]
+    return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values,
+                   np.concatenate(rows), np.concatenate(statute_ids).astype(np.int32),
+                   np.concatenate(p_term).astype(np.int32), np.concatenate(p_doc).astype(np.int32),
+                   np.concatenate(p_tf), np.concatenate([c.vectors for c in parts]).reshape(-1, dim),
+                   np.concatenate([c.scales for c in parts]))
+
+
+def write_segment(folder: Path, columns: Columns) -> None:
+    """Write ``columns`` as a segment at ``folder`` (atomically: built beside it, then renamed)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        _save(tmp, columns)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _save(tmp: Path, c: Columns) -> None:
+    order = np.lexsort((c.posting_doc, c.posting_term))  # by term, then passage
+    term_start = np.concatenate(([0], np.cumsum(np.bincount(c.posting_term, minlength=len(c.terms))))).astype(np.int64)
+    window_passage = np.repeat(np.arange(len(c.passages), dtype=np.int32), c.passages["window_count"])
+    arrays = {"passages": c.passages, "statutes": c.statute_ids, "term_start": term_start,
+              "posting_doc": c.posting_doc[order], "posting_tf": c.posting_tf[order], "vectors": c.vectors,
+              "scales": c.scales, "window_passage": window_passage}
+    if len(c.vectors) >= CLUSTER_MIN_WINDOWS:
+        def block(i: int) -> np.ndarray:
+            return np.asarray(c.vectors[i: i + 50_000], dtype=np.float32) * c.scales[i: i + 50_000, None]
+
+        rng = np.random.default_rng(7)
+        sample = np.sort(rng.choice(len(c.vectors), min(len(c.vectors), KMEANS_SAMPLE), replace=False))
+        centroids = kmeans(np.asarray(c.vectors[sample], dtype=np.float32) * c.scales[sample, None],
+                           max(2, len(c.vectors) // WINDOWS_PER_CLUSTER))
+        nearest = np.concatenate([np.argmax(block(i) @ centroids.T, axis=1) for i in range(0, len(c.vectors), 50_000)])
+        arrays.update(centroids=centroids, cluster_rows=np.argsort(nearest, kind="stable").astype(np.int32),
+                      cluster_start=np.concatenate(([0], np.cumsum(np.bincount(nearest, minlength=len(centroids))))))
+    for name, array in arrays.items():
+        np.save(tmp / f"{name}.npy", array)
+    (tmp / "decisions.json").write_text(json.dumps(c.decisions, ensure_ascii=False))
+    (tmp / "strings.json").write_text(json.dumps({
+        "sections": c.sections, "subsections": c.subsections, "statutes": c.statutes, "terms": c.terms,
+    }, ensure_ascii=False))
+
+
+@dataclass
+class Segment:
+    """A written segment, opened: its arrays memory-mapped, its tables in memory."""
+
+    folder: Path
+    decisions: list[dict]
+    sections: list[str]
+    subsections: list[str]
+    statutes: list[str]
+    terms: dict[str, int]
+    passages: np.ndarray
+    statute_ids: np.ndarray
+    term_start: np.ndarray
+    posting_doc: np.ndarray
+    posting_tf: np.ndarray
+    vectors: np.ndarray
+    scales: np.ndarray
+    window_passage: np.ndarray
+    centroids: np.ndarray | None = None
+    cluster_start: np.ndarray | None = None
+    cluster_rows: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, folder: Path) -> "Segment":
+        strings = json.loads((folder / "strings.json").read_text())
+        decisions = json.loads((folder / "decisions.json").read_text())
+
+        def array(name: str) -> np.ndarray | None:
+            path = folder / f"{name}.npy"
+            # a plain ndarray view of the mapping: numpy's memmap subclass costs per indexing
+            return np.asarray(np.load(path, mmap_mode="r")) if path.exists() else None
+
+        return cls(folder, decisions, strings["sections"], strings["subsections"],
+                   strings["statutes"], {t: i for i, t in enumerate(strings["terms"])}, array("passages"),
+                   array("statutes"), array("term_start"), array("posting_doc"), array("posting_tf"),
+                   array("vectors"), array("scales"), array("window_passage"), array("centroids"),
+                   array("cluster_start"), array("cluster_rows"))
+
+    def __post_init__(self) -> None:
+        self.paragraph = self.passages["paragraph"]
+        self.decision_of = self.passages["decision"]
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    @property
+    def windows(self) -> int:
+        return len(self.vectors)
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Documents containing ``term`` (local positions) and its count in each."""
+        t = self.terms.get(term)
+        if t is None:
+            return np.zeros(0, np.int32), np.zeros(0, np.uint16)
+        a, b = int(self.term_start[t]), int(self.term_start[t + 1])
+        return self.posting_doc[a:b], self.posting_tf[a:b]
+
+    def window_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """float32 vectors of local window ``rows``."""
+        return np.asarray(self.vectors[rows], dtype=np.float32) * self.scales[rows][:, None]
+
+    def candidate_windows(self, vector: np.ndarray, probes: int) -> np.ndarray:
+        """Local window rows worth scoring for ``vector``: all of a small segment, the members of
+        the ``probes`` nearest clusters of a large one."""
+        if self.centroids is None:
+            return np.arange(self.windows)
+        near = np.argpartition(-(self.centroids @ vector), min(probes, len(self.centroids)) - 1)[:probes]
+        return np.concatenate([self.cluster_rows[self.cluster_start[c]: self.cluster_start[c + 1]] for c in near])
