@@ -35,6 +35,12 @@ def real_decisions(folders: list[Path]) -> list[Decision]:
     return out
 
 
+# Passages of a synthetic decision (its paragraphs and Summary), at least: the archive's mean, about
+# 1.5 million paragraphs in about 57,500 decisions. The corpus's excerpts are shorter, so their
+# paragraphs are used again until a synthetic decision is as long as an archive one.
+PASSAGES_PER_DECISION = 26
+
+
 class Recombiner:
     """Makes synthetic decisions (with one vector per passage) from real ones."""
 
@@ -62,10 +68,11 @@ class Recombiner:
         rng = random.Random(self.seed * 1_000_003 + i)
         t = self.templates[i % len(self.templates)]
         paragraphs, vectors = [], []
-        for p in t.paragraphs:
-            text, v = self._paragraph(rng)
-            paragraphs.append(Paragraph(p.number, p.section, text, p.subsection, p.statutes))
-            vectors.append(v)
+        while len(paragraphs) + 1 < PASSAGES_PER_DECISION:  # the template's paragraphs, again if need be
+            for p in t.paragraphs:
+                text, v = self._paragraph(rng)
+                paragraphs.append(Paragraph(len(paragraphs) + 1, p.section, text, p.subsection, p.statutes))
+                vectors.append(v)
         summary, sv = self._paragraph(rng)
         ref = f"{90 + i // 1_000_000 % 10:02d} {i // 1000 % 1000:03d} {i % 1000:03d}"
         d = replace(
@@ -101,4 +108,6 @@ def fill(store: Store, recombiner: Recombiner, paragraphs: int, label: str, batc
             parts, windows = [], 0
         if progress:
             progress(total)
+    catalogue.refresh(store)  # as ingest ends: the catalogue records the store's generation
+    catalogue.compact_if_mostly_new(store, total - start[0])
     return total

@@ -188,6 +188,19 @@ def compact(store: Store) -> None:
         _write_manifest(folder, manifest)
 
 
+def compact_if_mostly_new(store: Store, added_passages: int) -> bool:
+    """Merge everything into one segment after a run that added at least half of the catalogue's
+    passages (building an archive from scratch): one segment searches fastest, and a run that
+    wrote that much can afford rewriting it. Returns whether it merged."""
+    manifest = _read_manifest(store.catalogue_dir)
+    if manifest is None or len(manifest["segments"]) < 2:
+        return False
+    if 2 * added_passages < sum(s["passages"] for s in manifest["segments"]):
+        return False
+    compact(store)
+    return True
+
+
 def clear(store: Store) -> None:
     """Forget the catalogue (the store was dropped)."""
     with _locked(store.catalogue_dir) as manifest:
@@ -303,6 +316,7 @@ class Catalogue:
         self.decisions: dict[str, dict] = {}
         self._where: dict[str, tuple[int, int, int]] = {}  # reference -> (segment, first local position, count)
         self._located: dict[str, _Located | None] = {}  # locate's answers, kept (bounded)
+        self._row_cache: dict[int, PassageRow] = {}
         self._slugs: dict[str, str] = {}
         for i, (_, seg, alive) in enumerate(status):
             if len(seg):
@@ -392,6 +406,16 @@ class Catalogue:
         return f"{ref.replace(' ', '-')}#{SUMMARY if n < 0 else n}"
 
     def row_at(self, position: int) -> PassageRow:
+        try:
+            return self._row_cache[position]
+        except KeyError:
+            pass
+        if len(self._row_cache) > LOCATED_KEPT:
+            self._row_cache.clear()
+        row = self._row_cache[position] = self._row_at(position)
+        return row
+
+    def _row_at(self, position: int) -> PassageRow:
         i, local = self.segment_of(position)
         seg = self.segments[i]
         row = seg.passages[local]
@@ -463,7 +487,7 @@ class Catalogue:
             if not seg.windows:
                 continue
             rows = seg.candidate_windows(vector, probes)
-            sims = seg.window_vectors(rows) @ vector
+            sims = seg.similarities(rows, vector)
             local = np.asarray(seg.window_passage[rows], dtype=np.int64)
             positions = local + int(self.offsets[i])
             keep = self.live[positions] if allowed is None else (self.live[positions] & allowed[positions])
@@ -472,6 +496,12 @@ class Catalogue:
         if not found_pos:
             return []
         positions, sims = np.concatenate(found_pos), np.concatenate(found_sim)
+        # The best windows are enough unless many belong to the same passages (a passage has at
+        # most a few windows): take four per passage wanted, and all of them only when that falls short.
+        if len(sims) > 4 * n:
+            best = np.argpartition(-sims, 4 * n - 1)[: 4 * n]
+            if len(np.unique(positions[best])) >= n:
+                positions, sims = positions[best], sims[best]
         order = np.lexsort((positions, -sims))  # best first; a passage's best window first
         positions, sims = positions[order], sims[order]
         _, first = np.unique(positions, return_index=True)
@@ -496,7 +526,7 @@ class Catalogue:
             seg = self.segments[int(i)]
             rows = seg.passages[positions[mask] - int(self.offsets[i])]
             counts = rows["window_count"].astype(np.int64)
-            sims = seg.window_vectors(spans(rows["window_start"], counts)) @ vector
+            sims = seg.similarities(spans(rows["window_start"], counts), vector)
             best[mask] = np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(counts)[:-1])))
         order = np.lexsort((positions, -best))[:n]
         return [(int(positions[j]), float(best[j])) for j in order]

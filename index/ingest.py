@@ -130,6 +130,7 @@ class _Writer:
         self._lock = threading.Lock()  # the writer thread and the main thread both report
         self.parts: list[Part] = []  # of decisions stored, for the next catalogue segment
         self.part_windows = 0
+        self.segment_passages = 0  # passages this run added to the catalogue
 
     @property
     def embedder(self) -> Embedder:
@@ -213,6 +214,7 @@ class _Writer:
         if parts:
             catalogue.add_parts(self.store, parts)
             self.report.lexical_rebuilt = True
+            self.segment_passages += sum(len(p.passages) for p in parts)
 
     def close(self) -> None:
         self.flush()
@@ -416,6 +418,7 @@ def ingest(
                 report.results.append(FileResult(rec.source, REMOVED, ref, "its file is gone"))
 
     report.lexical_rebuilt = refresh(store) or report.lexical_rebuilt
+    catalogue.compact_if_mostly_new(store, writer.segment_passages)
     report.seconds = time.perf_counter() - start
     log.info("ingest: %s", report.summary())
     return report

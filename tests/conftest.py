@@ -10,6 +10,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from typing import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +41,38 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextmanager
+def chroma_server(folder: Path) -> Iterator[str]:
+    """A real ``chroma run`` on a free port of 127.0.0.1 with its data in ``folder``; yields its
+    URL and stops it (SIGTERM) afterwards."""
+    chroma = Path(sys.executable).parent / "chroma"
+    if not chroma.exists():
+        pytest.fail(f"the chroma command is missing at {chroma}; reinstall chromadb")
+    port = free_port()
+    log = (folder / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"chroma run did not start: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        stop(proc)
+        log.close()
 
 
 @pytest.fixture(autouse=True)

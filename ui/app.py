@@ -323,18 +323,14 @@ class App:
                 "`ombudsman ingest [PATH]`, or restart `ombudsman serve`, which builds it from seeds/")
 
     def catalogue(self) -> dict[str, dict]:
-        """Indexed decisions by reference, read from the store's records (no model load)."""
+        """Indexed decisions by reference, as the loaded catalogue has them (no store read: a
+        whole archive's records take seconds to read from a server)."""
         if self._catalogue is None:
             try:
-                records = self.archive.store.complete_records() if self.archive.store.exists() else {}
+                self._catalogue = self.archive.retriever.catalogue.decisions if self.archive.store.exists() else {}
             except USER_ERRORS as e:
                 log.warning("cannot read the indexed decisions: %s", e)
                 return {}
-            self._catalogue = {
-                ref: {"authority": r.authority, "category": r.category, "outcome": r.outcome,
-                      "decision_date": r.decision_date, "url": r.url, "paragraphs": r.paragraphs}
-                for ref, r in records.items()
-            }
         return self._catalogue
 
     def warm_up(self) -> None:
