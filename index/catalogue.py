@@ -326,6 +326,10 @@ class Catalogue:
                     self.decisions[rec["ref"]] = {k: v for k, v in rec.items() if k not in ("ref", "first", "count")}
                     self._where[rec["ref"]] = (i, rec["first"], rec["count"])
                     self._slugs[rec["ref"].replace(" ", "-")] = rec["ref"]
+        spans_ = [(self._where[r][0], self._where[r][1], self._where[r][2]) for r in self.decisions]
+        self._ref_index = {r: i for i, r in enumerate(self.decisions)}
+        self._firsts = np.array([int(self.offsets[g]) + f for g, f, _ in spans_], dtype=np.int64)
+        self._counts = np.array([c for _, _, c in spans_], dtype=np.int64)
         self.by_authority: dict[str, list[str]] = {}
         self.by_outcome: dict[str, list[str]] = {}  # lower-cased outcome -> references
         for ref, d in self.decisions.items():
@@ -440,12 +444,17 @@ class Catalogue:
         return int(self.window_offsets[i]) + int(row["window_start"]), int(row["window_count"])
 
     def positions_of(self, refs) -> np.ndarray:
-        """The positions of the passages of decisions ``refs``, in order."""
-        spans = [self.decision_span(r) for r in refs]
-        spans = [s for s in spans if s[1]]
-        if not spans:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([np.arange(a, a + n) for a, n in spans])
+        """The positions of the passages of decisions ``refs``, in order (one numpy call for any
+        number of decisions: a filter may keep a third of an archive's)."""
+        idx = self.decision_indexes(refs)
+        return spans(self._firsts[idx], self._counts[idx])
+
+    def decision_indexes(self, refs) -> np.ndarray:
+        index = self._ref_index
+        return np.fromiter((index[r] for r in refs if r in index), dtype=np.int64)
+
+    def passages_in(self, refs) -> int:
+        return int(self._counts[self.decision_indexes(refs)].sum())
 
     def dated_between(self, lo: str, hi: str) -> list[str]:
         """References of the decisions dated ``lo`` to ``hi`` (ISO dates, both included)."""
@@ -547,7 +556,7 @@ class PassageSet:
         return ref in self.refs and pid in self.cat.passages
 
     def __len__(self) -> int:
-        return sum(self.cat.decision_span(r)[1] for r in self.refs) + sum(1 for p in self.extra if not self._in_refs(p))
+        return self.cat.passages_in(self.refs) + sum(1 for p in self.extra if not self._in_refs(p))
 
     def _in_refs(self, pid: str) -> bool:
         return self.cat._slugs.get(pid.partition("#")[0]) in self.refs
@@ -567,7 +576,7 @@ class PassageSet:
 
     def positions(self) -> np.ndarray:
         extra = [self.cat.position(p) for p in self.extra if not self._in_refs(p)]
-        return np.concatenate([self.cat.positions_of(sorted(self.refs)),
+        return np.concatenate([self.cat.positions_of(self.refs),
                                np.asarray([e for e in extra if e >= 0], dtype=np.int64)])
 
     def mask(self) -> np.ndarray:
