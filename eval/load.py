@@ -31,6 +31,23 @@ from index.config import PROJECT_ROOT
 RESULTS = PROJECT_ROOT / "eval" / "results" / "load.json"
 
 
+
+def ask_api(http, url: str, question: str) -> dict:
+    """One answer through the app's ``/ask`` API (Gradio's HTTP API: post the inputs, read the
+    event stream); ``url`` ends with "/". Raises RuntimeError with the event when it failed."""
+    posted = http.post(url + "gradio_api/call/ask", json={"data": [question, "", "", "", "", ""]})
+    posted.raise_for_status()
+    stream = http.get(url + f"gradio_api/call/ask/{posted.json()['event_id']}").text
+    event, data = "", ""
+    for line in stream.splitlines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data = line[5:].strip()
+    if event != "complete":
+        raise RuntimeError(f"{event}: {data[:200]}")
+    return json.loads(data)[0]
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
@@ -79,19 +96,7 @@ def run(url: str, users: int, per_user: int, questions: list[str]) -> dict:
     done = threading.Event()
 
     def ask(http, question: str) -> dict:
-        """One answer through Gradio's HTTP API: post the inputs, read the event stream."""
-        posted = http.post(url + "gradio_api/call/ask", json={"data": [question, "", "", "", "", ""]})
-        posted.raise_for_status()
-        stream = http.get(url + f"gradio_api/call/ask/{posted.json()['event_id']}").text
-        event, data = "", ""
-        for line in stream.splitlines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data = line[5:].strip()
-        if event != "complete":
-            raise RuntimeError(f"{event}: {data[:200]}")
-        return json.loads(data)[0]
+        return ask_api(http, url, question)
 
     def user(u: int) -> None:
         with httpx.Client(timeout=120) as http:

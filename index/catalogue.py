@@ -172,8 +172,8 @@ def _merge_if_many(folder: Path, manifest: dict, everything: bool = False) -> No
         manifest["segments"] = [s for s in manifest["segments"] if s["seq"] not in gone]
         if columns:
             _add(folder, manifest, concatenate(columns))
-        kept = {r for s in manifest["segments"] for r in (x["ref"] for x in
-                Segment.open(_segment_dir(folder, s["seq"])).decisions)}
+        kept = {rec["ref"] for s, seg, _ in status if s["seq"] not in gone for rec in seg.decisions}
+        kept |= {rec["ref"] for c in columns for rec in c.decisions}
         manifest["removed"] = {r: q for r, q in manifest.get("removed", {}).items() if r in kept}
         _write_manifest(folder, manifest)
         for seq in gone:

@@ -77,14 +77,14 @@ class Part:
         return self.decision["ref"]
 
 
-def decision_record(decision: Decision) -> dict:
-    """What a segment keeps of a decision beside its passages."""
+def decision_record(decision: Decision, passages: list[Passage]) -> dict:
+    """What a segment keeps of a decision beside its passages (its aliases: those its passages name)."""
     return {
         "ref": decision.reference, "content_hash": decision.content_hash, "authority": decision.authority,
         "category": decision.category_path, "outcome": decision.outcome,
         "decision_date": decision.decision_date.isoformat() if decision.decision_date else "",
         "url": decision.url, "paragraphs": len(decision.paragraphs),
-        "aliases": sorted({a for a in decision.aliases}),
+        "aliases": sorted({a for p in passages for a in p.aliases}),
         "facts": facts_of(decision).to_json(),
     }
 
@@ -92,8 +92,7 @@ def decision_record(decision: Decision) -> dict:
 def part_of(decision: Decision, passages: list[Passage], window_counts: list[int], vectors: np.ndarray) -> Part:
     if sum(window_counts) != len(vectors):
         raise ValueError(f"{decision.reference}: {len(vectors)} vectors for {sum(window_counts)} windows")
-    record = decision_record(decision)
-    record["aliases"] = sorted({a for p in passages for a in p.aliases})
+    record = decision_record(decision, passages)
     # BM25 indexes what the encoder embeds: the heading gives short paragraphs the words of their role.
     tokens = [tokenize(p.embedding_text()) or ["_empty_"] for p in passages]
     return Part(record, passages, tokens, list(window_counts), np.asarray(vectors, dtype=np.float32))
@@ -113,11 +112,9 @@ def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.round(vectors / scales[:, None]).astype(np.int8), scales
 
 
-def kmeans(vectors: np.ndarray, k: int, rounds: int = KMEANS_ROUNDS, seed: int = 7) -> np.ndarray:
-    """Spherical k-means centroids of (a sample of) ``vectors``."""
+def kmeans(sample: np.ndarray, k: int, rounds: int = KMEANS_ROUNDS, seed: int = 7) -> np.ndarray:
+    """Spherical k-means centroids of ``sample`` (float32 unit rows)."""
     rng = np.random.default_rng(seed)
-    sample = vectors[np.sort(rng.choice(len(vectors), min(len(vectors), KMEANS_SAMPLE), replace=False))]
-    sample = np.asarray(sample, dtype=np.float32)
     centroids = sample[rng.choice(len(sample), k, replace=False)].copy()
     for _ in range(rounds):
         nearest = np.argmax(sample @ centroids.T, axis=1)
@@ -213,7 +210,7 @@ def columns_of_parts(parts: list[Part], dimension: int) -> Columns:
 
 def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
     """The decisions ``keep`` (bool per decision) of a written segment, as columns."""
-    decisions, first = [], []
+    decisions = []
     passage_keep = keep[segment.passages["decision"]]
     new_row = np.cumsum(passage_keep) - 1
     rows = np.array(segment.passages[passage_keep])
@@ -226,7 +223,6 @@ def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
         rec["first"] = at
         at += rec["count"]
         decisions.append(rec)
-    del first
     # statutes and windows of the kept passages, renumbered
     starts, counts = rows["statute_start"], rows["statute_count"]
     statute_ids = np.asarray(segment.statute_ids)[spans(starts, counts)] if len(rows) else np.zeros(0, np.int32)

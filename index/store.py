@@ -235,6 +235,11 @@ class Store:
         """Whether anything has been indexed here."""
         return self._existing(PASSAGES) is not None
 
+    def has_decisions(self) -> bool:
+        """Whether any decision record is stored: a count, not the records (reading every record
+        of a whole archive takes seconds on a server)."""
+        return self.exists() and self.decisions_collection.count() > 0
+
     @property
     def model_label(self) -> str | None:
         """The embedder label recorded when the index was built, or None for an empty store."""
@@ -407,30 +412,6 @@ class Store:
                 if md.get("decision_hash") == hashes.get(md["ref"]):
                     out.setdefault(md["ref"], {})[rid] = np.asarray(vector, dtype=np.float32)
         return out
-
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
-        """Nearest embedding windows as ``(passage_id, cosine similarity)``, best first, one per passage.
-
-        Only ids and distances are fetched: reading metadata for a few hundred candidates costs
-        more than the vector search itself.
-        """
-        col = self.passages_collection()
-        try:
-            got = col.query(
-                query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
-                n_results=n, where=where, include=["distances"],
-            )
-        except Exception as e:
-            if col.count() == 0:
-                return []
-            raise StoreError(f"the {self.config.description} could not be searched: {e}") from e
-        best: dict[str, float] = {}
-        for rid, dist in zip(got["ids"][0], got["distances"][0]):
-            pid = passage_of_window(rid)
-            sim = 1.0 - float(dist)
-            if sim > best.get(pid, -2.0):
-                best[pid] = sim
-        return sorted(best.items(), key=lambda kv: -kv[1])
 
     def counts(self) -> tuple[int, int]:
         """(complete decisions, passages)."""

@@ -72,8 +72,7 @@ class Archive:
     def ensure_index(self, seeds: Path = SEEDS_DIR) -> IngestReport | None:
         """Build the index from ``seeds`` when the store is empty (first run of the app)."""
         with self._lock:
-            # A count, not the records: reading every record of a whole archive takes seconds.
-            if self.store.exists() and self.store.decisions_collection.count() > 0:
+            if self.store.has_decisions():
                 return None
             log.info("no index at %s yet: building it from %s", self.store_config.description, seeds)
             return self.ingest([seeds])
@@ -114,7 +113,7 @@ class Archive:
         """What the app's status line shows, from the loaded catalogue (counting the store's records
         would read every one of them, seconds for a whole archive on a server)."""
         decisions, paragraphs = 0, 0
-        if self.store.exists() and self.store.decisions_collection.count():
+        if self.store.has_decisions():
             cat = self.retriever.catalogue
             decisions, paragraphs = len(cat.decisions), len(cat.passages)
         return {

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from conftest import chroma_server, free_port, stop
+from eval.load import ask_api
 from index.config import PROJECT_ROOT, SEEDS_DIR
 
 ENCODER = "onnx-int8"
@@ -63,19 +64,8 @@ def run(data: Path, *args: str) -> subprocess.Popen:
 
 
 def ask(url: str, question: str) -> dict:
-    """One answer through the app's ``/ask`` API."""
     with httpx.Client(timeout=60) as http:
-        posted = http.post(f"{url}/gradio_api/call/ask", json={"data": [question, "", "", "", "", ""]})
-        posted.raise_for_status()
-        stream = http.get(f"{url}/gradio_api/call/ask/{posted.json()['event_id']}").text
-    event, data = "", ""
-    for line in stream.splitlines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data = line[5:].strip()
-    assert event == "complete", f"{event}: {data[:300]}"
-    return json.loads(data)[0]
+        return ask_api(http, url + "/", question)
 
 
 def wait_for_page(url: str, proc: subprocess.Popen, log: Path, within: float = 120) -> None:

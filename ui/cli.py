@@ -568,7 +568,7 @@ def serve(settings: Settings, host: str, port: int, auth: str) -> None:
     credentials = parse_auth(auth)
     check_binding(host, credentials)
     archive = settings.archive
-    if not archive.store.exists() or archive.store.decisions_collection.count() == 0:
+    if not archive.store.has_decisions():
         click.echo(f"No index at {archive.store_config.description} yet: building it from {config.SEEDS_DIR} "
                    "(first run only)...", err=True)
     try:
