@@ -443,6 +443,19 @@ class Catalogue:
         row = self.segments[i].passages[local]
         return int(self.window_offsets[i]) + int(row["window_start"]), int(row["window_count"])
 
+    def window_spans(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``window_span`` of many positions at once: first window rows and window counts."""
+        positions = np.asarray(positions, dtype=np.int64)
+        starts = np.zeros(len(positions), dtype=np.int64)
+        counts = np.zeros(len(positions), dtype=np.int64)
+        seg_of = np.searchsorted(self.offsets, positions, side="right") - 1
+        for i in np.unique(seg_of):
+            mask = seg_of == i
+            rows = self.segments[int(i)].passages[positions[mask] - int(self.offsets[i])]
+            starts[mask] = rows["window_start"] + int(self.window_offsets[i])
+            counts[mask] = rows["window_count"]
+        return starts, counts
+
     def positions_of(self, refs) -> np.ndarray:
         """The positions of the passages of decisions ``refs``, in order (one numpy call for any
         number of decisions: a filter may keep a third of an archive's)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from functools import lru_cache
 
 import numpy as np
@@ -101,34 +102,74 @@ class LexicalIndex:
         self.documents = int(live.sum())
         self.mean_length = float(self.lengths[live].mean()) if self.documents else 1.0
         self._norm = (K1 * ((1 - B) + B * self.lengths / self.mean_length)).astype(np.float32)
+        # Segments whose passages are all live: a term's document frequency there is its postings' count.
+        self._all_live = [bool(live[catalogue.offsets[i]: catalogue.offsets[i + 1]].all())
+                          for i in range(len(catalogue.segments))]
+        self._df: dict[str, int] = {}  # live document frequency of terms looked up (segments are immutable)
 
     def knows(self, term: str) -> bool:
         """Whether any passage has the (tokenised) ``term``."""
         return any(term in s.terms for s in self.catalogue.segments)
 
-    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """Live documents containing ``term`` (catalogue positions) and its count in each."""
-        docs, tfs = [], []
+    def _slices(self, term: str) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``term``'s postings in each segment that has it, as views of the segment's arrays:
+        ``(first position, end position, documents (local, sorted), counts)``; dead copies included."""
+        out = []
+        offsets = self.catalogue.offsets
         for i, seg in enumerate(self.catalogue.segments):
             d, tf = seg.postings(term)
             if len(d):
-                docs.append(np.asarray(d, dtype=np.int64) + int(self.catalogue.offsets[i]))
-                tfs.append(tf)
+                out.append((int(offsets[i]), int(offsets[i + 1]), d, tf))
+        return out
+
+    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Live documents containing ``term`` (catalogue positions) and its count in each."""
+        docs, tfs = [], []
+        for first, _, d, tf in self._slices(term):
+            docs.append(np.asarray(d, dtype=np.int64) + first)
+            tfs.append(tf)
         if not docs:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         docs_a, tfs_a = np.concatenate(docs), np.concatenate(tfs).astype(np.float32)
         keep = self.catalogue.live[docs_a]
         return docs_a[keep], tfs_a[keep]
 
+    def document_frequency(self, term: str) -> int:
+        """How many live passages contain ``term`` (counted once per term and kept)."""
+        found = self._df.get(term)
+        if found is None:
+            found = 0
+            segments = {int(self.catalogue.offsets[i]): i for i in range(len(self.catalogue.segments))}
+            for first, _, d, _ in self._slices(term):
+                if self._all_live[segments[first]]:
+                    found += len(d)
+                else:
+                    found += int(self.catalogue.live[np.asarray(d, dtype=np.int64) + first].sum())
+            self._df[term] = found
+        return found
+
     def idf(self, df: int) -> float:
         return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5)))
+
+    def rarity(self, word: str) -> float:
+        """The inverse document frequency of ``word``'s first token (that of a word no passage has
+        when none does; 0 when it has no token, as a stopword)."""
+        tokens = tokenize(word)
+        if not tokens or not self.documents:
+            return 0.0
+        return self.idf(self.document_frequency(tokens[0]))
 
     def position(self, pid: str) -> int:
         """The position of passage ``pid`` (-1 when it is not indexed)."""
         return self.catalogue.position(pid)
 
+    def query(self, text: str) -> "QueryScores":
+        """The BM25 scores of question ``text``, computed where they are asked for."""
+        return QueryScores(self, text)
+
     def scores(self, query: str) -> np.ndarray | None:
-        """BM25 score of every position for ``query`` (None when no query word is indexed). A word
+        """BM25 score of every position for ``query`` (None when no query word is indexed), by
+        reading every posting of every word: the reference that ``QueryScores`` must equal. A word
         the query repeats counts as often as it is repeated."""
         if not self.documents:
             return None
@@ -144,9 +185,9 @@ class LexicalIndex:
 
     def postings(self, query: str, unindexed: bool = False) -> list[tuple[float, np.ndarray]]:
         """For each distinct word of ``query``: its inverse document frequency and the documents
-        that contain it (what "how many of the question's words does it have" needs). Words no
-        document contains are left out, unless ``unindexed`` (then they come with no documents
-        and the highest IDF: a question about something no decision mentions)."""
+        that contain it. Words no document contains are left out, unless ``unindexed`` (then they
+        come with no documents and the highest IDF: a question about something no decision
+        mentions). Reads every posting: searches use ``QueryScores.words`` instead."""
         if not self.documents:
             return []
         out = []
@@ -160,8 +201,8 @@ class LexicalIndex:
         return out
 
     def top(self, scores: np.ndarray | None, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """The best ``k`` of ``scores`` as ``(passage_id, BM25 score)``; only positions where
-        ``allowed`` (a bool per position) is true, if given."""
+        """The best ``k`` of a full ``scores`` array as ``(passage_id, BM25 score)``; only positions
+        where ``allowed`` (a bool per position) is true, if given."""
         if scores is None:
             return []
         if allowed is not None:
@@ -175,4 +216,162 @@ class LexicalIndex:
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Best ``k`` passages for ``query`` as ``(passage_id, BM25 score)``; only ``allowed`` ones if given."""
-        return self.top(self.scores(query), k, allowed)
+        return [(self.ids[p], s) for p, s in self.query(query).top(k, allowed)]
+
+
+# Scores compared while pruning may differ from the exact ones in their last bits (float32 sums in
+# another order); a passage is dropped only when it falls short by more than this.
+_SLACK = 1e-3
+
+
+class _Word:
+    """A distinct word of a question: how often the question has it, its IDF and its postings."""
+
+    __slots__ = ("term", "repeats", "idf", "slices")
+
+    def __init__(self, term: str, repeats: int, idf: float, slices: list) -> None:
+        self.term, self.repeats, self.idf, self.slices = term, repeats, idf, slices
+
+    @property
+    def bound(self) -> float:
+        """The most this word adds to a passage's score (a count's share ``tf / (tf + norm)`` < 1)."""
+        return self.repeats * self.idf
+
+
+class QueryScores:
+    """The BM25 scores of one question, without scoring every passage.
+
+    ``top`` finds the best passages exactly by max-score pruning: words are taken rarest first
+    (highest IDF); once the words left could not lift a passage that has none of the words so far
+    past the k-th best score yet, the remaining (common) words are only looked up for the
+    passages still in contention, by binary search in their postings, instead of read whole.
+    Common words ("council", "complaint") have postings in most of an archive's passages, so a
+    search reads a small share of them. ``at`` gives exact scores of any positions, in the same
+    float32 arithmetic as ``LexicalIndex.scores`` (so the two agree to the bit).
+    """
+
+    def __init__(self, index: LexicalIndex, text: str) -> None:
+        self.index = index
+        self.tokens = tokenize(text) if index.documents else []
+        self.words: list[_Word] = []
+        self.unindexed: list[str] = []
+        for term, repeats in Counter(self.tokens).items():
+            df = index.document_frequency(term)
+            if df:
+                self.words.append(_Word(term, repeats, index.idf(df), index._slices(term)))
+            else:
+                self.unindexed.append(term)
+        self._word = {w.term: w for w in self.words}
+        self._best: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.words)
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def counts(self, word: _Word, positions: np.ndarray) -> np.ndarray:
+        """How often ``word`` occurs in the passage at each of ``positions`` (0: not at all, or a dead copy)."""
+        out = np.zeros(len(positions), dtype=np.float32)
+        for first, end, docs, tfs in word.slices:
+            inside = np.flatnonzero((positions >= first) & (positions < end))
+            if not len(inside):
+                continue
+            local = positions[inside] - first
+            at = np.searchsorted(docs, local).clip(max=len(docs) - 1)
+            found = docs[at] == local
+            out[inside[found]] = tfs[at[found]]
+        return np.where(self.index.catalogue.live[positions], out, 0.0).astype(np.float32) if len(positions) else out
+
+    def at(self, positions) -> np.ndarray:
+        """Exact BM25 scores (float32) of the passages at ``positions``."""
+        return self.read(positions)[0]
+
+    def contains(self, positions, unindexed: bool = False) -> list[tuple[float, np.ndarray]]:
+        """For each distinct word: its IDF and whether each passage at ``positions`` has it (words
+        no passage has are left out, unless ``unindexed``: then they come with the highest IDF and
+        found nowhere)."""
+        return self.read(positions, unindexed)[1]
+
+    def read(self, positions, unindexed: bool = False) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:
+        """``at`` and ``contains`` of the same passages, looking each word up once."""
+        positions = np.asarray(positions, dtype=np.int64)
+        scores = np.zeros(len(positions), dtype=np.float32)
+        counts = {w.term: self.counts(w, positions) for w in self.words}
+        if len(positions):
+            norm = self.index._norm[positions]
+            for term in self.tokens:  # in the question's order, repeats included, as ``scores`` adds them
+                if term in counts:
+                    tfs = counts[term]
+                    scores += self._word[term].idf * tfs / (tfs + norm)
+        words = [(w.idf, counts[w.term] > 0) for w in self.words]
+        if unindexed:
+            words += [(self.index.idf(0), np.zeros(len(positions), dtype=bool)) for _ in self.unindexed]
+        return scores, words
+
+    # -- the best passages -----------------------------------------------------------------------
+
+    @property
+    def best(self) -> float:
+        """The highest score of any live passage (0 when none has a word of the question)."""
+        if self._best is None:
+            top = self.top(1)
+            self._best = top[0][1] if top else 0.0
+        return self._best
+
+    def top(self, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The best ``k`` live passages (only where ``allowed``, a bool per position, if given) as
+        ``(position, score)``, best first, ties in position order: exactly those of ``scores``."""
+        if k <= 0 or not self.words:
+            return []
+        cat = self.index.catalogue
+        words = sorted(self.words, key=lambda w: (-w.bound, w.term))
+        left = np.cumsum([w.bound for w in words][::-1])[::-1]  # what words i.. can still add
+        acc = np.zeros(cat.size, dtype=np.float32)
+        found: list[np.ndarray] = []  # positions with a score so far, each once
+        i = 0
+        while i < len(words):
+            if i and sum(len(f) for f in found) >= k:
+                found = [np.concatenate(found)]
+                if left[i] < _kth(acc[found[0]], k) - _SLACK:
+                    break  # no passage without the words so far can reach the best k
+            docs, tfs = self._read(words[i], allowed)
+            found.append(docs[acc[docs] == 0])  # scores are positive: 0 is a passage not seen yet
+            acc[docs] += words[i].repeats * (words[i].idf * tfs / (tfs + self.index._norm[docs]))
+            i += 1
+        cand = np.concatenate(found) if found else np.zeros(0, np.int64)
+        partial = acc[cand]
+        for j in range(i, len(words)):  # the common words: looked up for passages in contention
+            if len(cand) > k:
+                keep = partial + left[j] >= _kth(partial, k) - _SLACK
+                cand, partial = cand[keep], partial[keep]
+            tfs = self.counts(words[j], cand)
+            partial = partial + words[j].repeats * (words[j].idf * tfs / (tfs + self.index._norm[cand]))
+        if len(cand) > k:
+            keep = partial >= _kth(partial, k) - _SLACK
+            cand = cand[keep]
+        exact = self.at(cand)
+        keep = exact > 0
+        cand, exact = cand[keep], exact[keep]
+        order = np.lexsort((cand, -exact))[:k]
+        if allowed is None:
+            self._best = float(exact[order[0]]) if len(order) else 0.0
+        return [(int(cand[o]), float(exact[o])) for o in order]
+
+    def _read(self, word: _Word, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """All of ``word``'s live (and allowed) postings: positions and counts."""
+        docs, tfs = [], []
+        for first, _, d, tf in word.slices:
+            docs.append(np.asarray(d, dtype=np.int64) + first)
+            tfs.append(tf)
+        docs_a, tfs_a = np.concatenate(docs), np.concatenate(tfs).astype(np.float32)
+        keep = self.index.catalogue.live[docs_a]
+        if allowed is not None:
+            keep &= allowed[docs_a]
+        return docs_a[keep], tfs_a[keep]
+
+
+def _kth(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (the smallest when there are fewer)."""
+    if len(values) <= k:
+        return float(values.min()) if len(values) else 0.0
+    return float(np.partition(values, len(values) - k)[len(values) - k])

@@ -68,8 +68,7 @@ def asked(plan: Plan, residual: list[str], lexical=None) -> Asked:
     if lexical is not None and residual:
         words = list(dict.fromkeys(residual))
         for w in words:
-            found = lexical.postings(w, unindexed=True)
-            rarity[w] = found[0][0] if found else 0.0
+            rarity[w] = lexical.rarity(w)
     return Asked(why=q.why, outcome=plan.outcome_question, complaint=q.complaint,
                  remedy=asks_remedy(plan.search) and not q.complaint, fault=asks_fault(plan.search) and not q.complaint,
                  law=q.law, reference=bool(q.references) and q.paragraph is None,

@@ -18,7 +18,8 @@ from functools import lru_cache
 import numpy as np
 
 from index.catalogue import Catalogue
-from index.lexical import tokenize
+from index.segment import spans as spans_of
+from index.lexical import QueryScores, tokenize
 from index.passage import SUMMARY
 from index.statute import provision_matches
 from rag.parameters import RRF_K
@@ -103,74 +104,80 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _contains(positions: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Per document position, whether it is among ``docs`` (sorted, as BM25 postings are)."""
-    if not len(docs):
-        return np.zeros(len(positions), dtype=bool)
-    at = np.searchsorted(docs, positions).clip(max=len(docs) - 1)
-    return docs[at] == positions
-
-
-def _coverage(positions: np.ndarray, postings: list[tuple[float, np.ndarray]]) -> np.ndarray:
-    """Per document position, the share of the question's word weight (IDF) that it contains."""
-    total = sum(idf for idf, _ in postings)
-    out = np.zeros(len(positions))
+def _coverage(words: list[tuple[float, np.ndarray]]) -> np.ndarray | float:
+    """Per passage, the share of the question's word weight (IDF) that it contains, from each
+    word's IDF and whether each passage has it."""
+    total = sum(idf for idf, _ in words)
     if not total:
-        return out
-    for idf, docs in postings:
-        out += idf * _contains(positions, docs)
-    return out / total
-
-
-def _grouped(cat: Catalogue, groups: list[np.ndarray], vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For groups of vector rows: each group's best cosine and the cosine of its rows' sum (its
-    direction as a whole), in one read of the vector copy. Empty groups score 0."""
-    sizes = np.array([len(g) for g in groups])
-    best, whole = np.zeros(len(groups)), np.zeros(len(groups))
-    if cat.vectors is None or not sizes.sum():
-        return best, whole
-    rows = np.concatenate([g for g in groups if len(g)])
-    block = np.asarray(cat.vectors[rows], dtype=np.float32)
-    sims = block @ vector
-    starts = np.concatenate(([0], np.cumsum(sizes[sizes > 0])[:-1]))
-    filled = np.flatnonzero(sizes > 0)
-    best[filled] = np.maximum.reduceat(sims, starts)
-    sums = np.add.reduceat(block, starts, axis=0)
-    norms = np.linalg.norm(sums, axis=1)
-    norms[norms == 0] = 1.0
-    whole[filled] = (sums @ vector) / norms
-    return best, whole
+        return 0.0
+    return sum(idf * has for idf, has in words) / total
 
 
 def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | None,
-           bm25: np.ndarray | None, dense_known: dict[str, float] | None = None) -> Evidence:
+           bm25: QueryScores | None, dense_known: dict[str, float] | None = None) -> Evidence:
     """The feature rows of candidates ``pids`` for ``query``.
 
-    ``vector`` is the question's embedding (None: no dense evidence), ``bm25`` the BM25 score of
-    every lexical document for the question (None: no lexical evidence). Cosines are computed
-    exactly from the catalogue's vector copy; ``dense_known`` supplies them when there is none.
-    Coverage is the share of the question's words (weighted by IDF) that a passage, or any
-    passage of its decision, contains.
+    ``vector`` is the question's embedding (None: no dense evidence), ``bm25`` the question's BM25
+    scores (None: no lexical evidence). Cosines are computed exactly from the catalogue's vector
+    copy; ``dense_known`` supplies them when there is none. Coverage is the share of the
+    question's words (weighted by IDF) that a passage, or any passage of its decision, contains.
+
+    Everything is read once for all passages of the candidates' decisions (a candidate, its
+    decision's Summary and its best paragraph are among them): their windows' cosines, their
+    BM25 scores and which of the question's words each has.
     """
     n = len(pids)
     m = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if not n:
         return Evidence([], m, np.zeros(0), np.zeros(0))
     vector = None if vector is None else np.asarray(vector, dtype=np.float32)
-    empty = np.zeros(0, dtype=np.int64)
 
-    # -- passages ---------------------------------------------------------------------------
-    dense = np.zeros(n)
-    if vector is not None:
-        if cat.vectors is not None:
-            dense, _ = _grouped(cat, [np.asarray(cat.rows.get(pid, empty)) for pid in pids], vector)
-        elif dense_known:
-            dense = np.array([dense_known.get(pid, 0.0) for pid in pids])
-    top_bm25 = float(bm25.max()) if bm25 is not None and len(bm25) else 0.0
+    # -- the passages of the candidates' decisions ------------------------------------------------
+    refs = [cat.passages[pid].ref for pid in pids]
+    order = list(dict.fromkeys(refs))
+    k = len(order)
+    spans = [cat.decision_span(ref) for ref in order]
+    sizes = np.array([c for _, c in spans], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    docs = np.concatenate([np.arange(f, f + c, dtype=np.int64) for f, c in spans])
+    at_doc = {int(p): i for i, p in enumerate(docs)}
     positions = np.array([cat.lexical.position(pid) for pid in pids])
+    cand = np.array([at_doc[int(p)] for p in positions])
+    summary = np.array([at_doc.get(cat.position(f"{ref.replace(' ', '-')}#{SUMMARY}"), -1) for ref in order])
+
+    dense = np.zeros(n)
+    d_dense, d_mean, s_dense = np.zeros(k), np.zeros(k), np.zeros(k)
+    if vector is not None and cat.vectors is not None:
+        w_first, w_counts = cat.window_spans(docs)
+        block = np.asarray(cat.vectors[spans_of(w_first, w_counts)], dtype=np.float32)
+        sims = block @ vector
+        w_starts = np.concatenate(([0], np.cumsum(w_counts)[:-1]))
+        passage_best = np.maximum.reduceat(sims, w_starts)  # a passage's best window
+        dense = passage_best[cand].astype(np.float64)
+        d_dense = np.maximum.reduceat(passage_best, starts).astype(np.float64)
+        sums = np.add.reduceat(block, w_starts[starts], axis=0)  # each decision's direction as a whole
+        norms = np.linalg.norm(sums, axis=1)
+        norms[norms == 0] = 1.0
+        d_mean = (sums @ vector) / norms
+        s_dense = np.where(summary >= 0, passage_best[summary.clip(min=0)], d_dense)
+    elif vector is not None and dense_known:
+        dense = np.array([dense_known.get(pid, 0.0) for pid in pids])
+
+    top_bm25 = bm25.best if bm25 is not None else 0.0
     lexical = np.zeros(n)
-    if bm25 is not None and top_bm25 > 0:
-        lexical = np.where(positions >= 0, bm25[positions.clip(min=0)], 0.0).astype(np.float64)
+    d_lex, s_lex, d_cov, d_top3 = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
+    words: list[tuple[float, np.ndarray]] = []
+    if bm25 is not None:
+        scores, words = bm25.read(docs)
+        if top_bm25 > 0:
+            lexical = scores[cand].astype(np.float64)
+            d_lex = np.maximum.reduceat(scores, starts) / top_bm25
+            d_top3 = np.array([float(np.sort(scores[a:a + c])[-3:].sum()) for a, c in zip(starts, sizes)]) / top_bm25
+            total = sum(idf for idf, _ in words)
+            if total:
+                d_cov = sum(idf * (np.maximum.reduceat(has.astype(np.int8), starts) > 0) for idf, has in words) / total
+            s_lex = np.where(summary >= 0, scores[summary.clip(min=0)], 0.0) / top_bm25
+
     m[:, INDEX["dense"]] = dense
     m[:, INDEX["dense_gap"]] = dense - dense.max() if vector is not None else 0.0
     m[:, INDEX["lexical"]] = lexical / top_bm25 if top_bm25 > 0 else 0.0
@@ -180,40 +187,8 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     if top_bm25 > 0:
         rrf += np.where(lexical > 0, 1.0 / (RRF_K + 1 + _ranks(lexical)), 0.0)
     m[:, INDEX["rrf"]] = rrf * (RRF_K + 1) / 2  # first in both rankings scores 1
-    postings = cat.lexical.postings(query.lexical_content) if bm25 is not None else []
-    m[:, INDEX["coverage"]] = _coverage(positions, postings)
+    m[:, INDEX["coverage"]] = _coverage([(idf, has[cand]) for idf, has in words])
 
-    # -- decisions --------------------------------------------------------------------------
-    refs = [cat.passages[pid].ref for pid in pids]
-    order = list(dict.fromkeys(refs))
-    k = len(order)
-    d_dense, d_mean, s_dense = np.zeros(k), np.zeros(k), np.zeros(k)
-    summaries = [f"{ref.replace(' ', '-')}#{SUMMARY}" for ref in order]
-    if vector is not None and cat.vectors is not None:
-        d_dense, d_mean = _grouped(cat, [cat.decision_rows.get(ref, empty) for ref in order], vector)
-        s_dense, _ = _grouped(cat, [np.asarray(cat.rows.get(pid, empty)) for pid in summaries], vector)
-        s_dense = np.where([pid in cat.rows for pid in summaries], s_dense, d_dense)
-    d_lex, s_lex, d_cov, d_top3 = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
-    if top_bm25 > 0:
-        groups = [cat.decision_docs.get(ref, empty) for ref in order]
-        groups = [g[g >= 0] for g in groups]
-        sizes = np.array([len(g) for g in groups])
-        filled = np.flatnonzero(sizes > 0)
-        if len(filled):
-            docs = np.concatenate([groups[i] for i in filled])
-            starts = np.concatenate(([0], np.cumsum(sizes[filled])[:-1]))
-            scores = bm25[docs]
-            d_lex[filled] = np.maximum.reduceat(scores, starts) / top_bm25
-            d_top3[filled] = [float(np.sort(scores[a:a + sizes[i]])[-3:].sum()) / top_bm25
-                              for a, i in zip(starts, filled)]
-            total = sum(idf for idf, _ in postings)
-            if total:
-                has = np.zeros(len(filled))
-                for idf, found in postings:
-                    has += idf * (np.maximum.reduceat(_contains(docs, found).astype(np.int8), starts) > 0)
-                d_cov[filled] = has / total
-        spos = np.array([cat.lexical.position(pid) for pid in summaries])
-        s_lex = np.where(spos >= 0, bm25[spos.clip(min=0)], 0.0) / top_bm25
     at = {ref: i for i, ref in enumerate(order)}
     idx = np.array([at[r] for r in refs])
     m[:, INDEX["decision_dense"]] = d_dense[idx]

@@ -43,6 +43,9 @@ DENSE_PROBES = 32
 # Decisions a retriever keeps parsed after reading them for hits (most recently used): speed only.
 # A decision's parsed JSON is a few kilobytes, so 4,096 of them cost tens of megabytes.
 DECISION_CACHE = 4096
+# Filters whose passages a retriever keeps (most recently used): speed only; each costs a bool per
+# passage of the archive (1.5 MB at 1.5 million paragraphs).
+FILTER_CACHE = 16
 # Question embeddings a retriever keeps (most recently used): speed only (1.5 KB each).
 QUESTION_CACHE = 1024
 

@@ -20,7 +20,8 @@ from index.embedder import Embedder
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage
 from rag.evidence import Evidence, gather
-from rag.parameters import CANDIDATES, DECISION_CACHE, DENSE_PROBES, EXACT_DENSE_LIMIT, PER_DECISION, QUESTION_CACHE
+from rag.parameters import (CANDIDATES, DECISION_CACHE, DENSE_PROBES, EXACT_DENSE_LIMIT, FILTER_CACHE, PER_DECISION,
+                             QUESTION_CACHE)
 from rag.query import AuthorityNames, Query, outcome_named, understand
 from rag.ranker import Ranker, load_ranker
 
@@ -99,6 +100,7 @@ class Retriever:
         # (ingest makes a new one), so what it caches is what the catalogue describes.
         self._decisions: OrderedDict[str, tuple] = OrderedDict()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # questions embedded last
+        self._filtered: OrderedDict[Filters, PassageSet] = OrderedDict()  # filters set last, and their passages
 
     @property
     def catalogue(self) -> Catalogue:
@@ -179,9 +181,28 @@ class Retriever:
 
     def allowed_passages(self, query: Query, filters: Filters | None = None,
                          within: set[str] | None = None) -> PassageSet | None:
-        """The passages of ``allowed_refs`` (None for all of them)."""
-        refs = self.allowed_refs(query, filters or Filters(), within)
-        return None if refs is None else PassageSet(self.catalogue, refs)
+        """The passages of ``allowed_refs`` (None for all of them). The passages of the filters
+        alone are kept for the next questions asked with them (a user sets filters once and asks
+        several questions; a filter such as an outcome keeps a third of an archive's passages)."""
+        filters = filters or Filters()
+        if filters.empty or within is not None or query.references or query.authorities:
+            refs = self.allowed_refs(query, filters, within)
+            return None if refs is None else PassageSet(self.catalogue, refs)
+        with self._lock:
+            found = self._filtered.get(filters)
+            if found is not None:
+                self._filtered.move_to_end(filters)
+                return found
+        refs = self.allowed_refs(query, filters)
+        if refs is None:
+            return None
+        found = PassageSet(self.catalogue, refs)
+        found.mask()
+        with self._lock:
+            self._filtered[filters] = found
+            while len(self._filtered) > FILTER_CACHE:
+                self._filtered.popitem(last=False)
+        return found
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -274,8 +295,8 @@ class Retriever:
         cat = self.catalogue
         vector = self.question_vector(query.content)
         dense = self._dense(vector, allowed, n)
-        bm25 = cat.lexical.scores(query.lexical_content)
-        lexical = cat.lexical.top(bm25, n, None if allowed is None else allowed.mask())
+        bm25 = cat.lexical.query(query.lexical_content)
+        lexical = [(cat.pid_at(p), s) for p, s in bm25.top(n, None if allowed is None else allowed.mask())]
         # In id order: candidates that tie (the same standard paragraph in several decisions has the
         # same vector and the same words) then rank the same however the store returned them.
         pids = sorted({pid for pid in [*dense, *(pid for pid, _ in lexical)] if pid in cat.passages})
@@ -321,12 +342,12 @@ class Retriever:
         weighs most) that decision ``ref`` contains anywhere: low when the question is about
         something the decision does not mention."""
         cat = self.catalogue
-        postings = cat.lexical.postings(query.content, unindexed=True)
-        total = sum(idf for idf, _ in postings)
         docs = cat.decision_docs.get(ref)
-        if not total or docs is None:
+        if docs is None:
             return 0.0
-        return sum(idf for idf, found in postings if np.isin(docs, found).any()) / total
+        words = cat.lexical.query(query.content).contains(docs, unindexed=True)
+        total = sum(idf for idf, _ in words)
+        return sum(idf for idf, has in words if has.any()) / total if total else 0.0
 
     def is_boilerplate(self, pid: str) -> bool:
         return self.catalogue.is_boilerplate(pid)
