@@ -388,8 +388,9 @@ def ingest(
     files, failures = collect_files(paths)
     report.results.extend(failures)
 
-    records = store.records()
-    seen: dict[str, list[_Seen]] = defaultdict(list)
+    # Only the records of the decisions in these files, and those a killed write left: an ingest
+    # of a few decisions into a large archive reads what it adds, not the archive.
+    parsed: list[tuple[Path, Decision | None, str, str]] = []  # file, decision (if kept), reference, hash
     budget = KEEP_PARSED_PARAGRAPHS
     for f in files:
         try:
@@ -397,11 +398,15 @@ def ingest(
         except DecisionError as e:
             report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
             continue
-        old = records.get(d.reference)
-        keep = budget >= len(d.paragraphs) and not (old and old.holds(d.content_hash))
-        if keep:
-            budget -= len(d.paragraphs)
-        seen[d.reference].append(_Seen(d.reference, d.content_hash, f, d if keep else None))
+        keep = budget >= len(d.paragraphs)
+        budget -= len(d.paragraphs) if keep else 0
+        parsed.append((f, d if keep else None, d.reference, d.content_hash))
+    records = {**store.incomplete_records(), **store.records(sorted({ref for _, _, ref, _ in parsed}))}
+    seen: dict[str, list[_Seen]] = defaultdict(list)
+    for f, d, ref, content_hash in parsed:
+        old = records.get(ref)
+        unchanged = old is not None and old.holds(content_hash)
+        seen[ref].append(_Seen(ref, content_hash, f, None if unchanged else d))
 
     writer = _Writer(store, embedder, label, report, progress, total=len(seen))
     writer.replacing = set(records)

@@ -52,6 +52,15 @@ GRAPH = {"space": "cosine", "ef_search": 200, "ef_construction": 10, "max_neighb
 WRITING, DONE = "writing", "done"
 
 
+def _record(md: dict) -> "DecisionRecord":
+    return DecisionRecord(
+        reference=md["ref"], authority=md.get("authority", ""), category=md.get("category", ""),
+        outcome=md.get("outcome", ""), decision_date=md.get("decision_date", ""), url=md.get("url", ""),
+        content_hash=md.get("content_hash", ""), source=md.get("source", ""), status=md.get("status", ""),
+        paragraphs=int(md.get("paragraphs", 0)),
+    )
+
+
 class StoreError(RuntimeError):
     """The store cannot be used as asked; the message says which store and what to do."""
 
@@ -324,20 +333,27 @@ class Store:
                 return
             offset += len(got["ids"])
 
-    def records(self) -> dict[str, DecisionRecord]:
-        """Every decision record, complete or not, by reference."""
+    def records(self, refs: list[str] | None = None) -> dict[str, DecisionRecord]:
+        """Every decision record, complete or not, by reference (only those of ``refs`` if given:
+        reading every record reads every decision's JSON, which an archive holds gigabytes of)."""
         out: dict[str, DecisionRecord] = {}
-        for got in self._pages(self.decisions_collection, include=["metadatas"]):
+        if refs is not None:
+            slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
+            pages = (self.decisions_collection.get(ids=slugs[i: i + self.max_batch], include=["metadatas"])
+                     for i in range(0, len(slugs), self.max_batch))
+        else:
+            pages = self._pages(self.decisions_collection, include=["metadatas"])
+        for got in pages:
             for md in got["metadatas"]:
-                r = DecisionRecord(
-                    reference=md["ref"], authority=md.get("authority", ""), category=md.get("category", ""),
-                    outcome=md.get("outcome", ""), decision_date=md.get("decision_date", ""),
-                    url=md.get("url", ""), content_hash=md.get("content_hash", ""),
-                    source=md.get("source", ""), status=md.get("status", ""),
-                    paragraphs=int(md.get("paragraphs", 0)),
-                )
+                r = _record(md)
                 out[r.reference] = r
         return out
+
+    def incomplete_records(self) -> dict[str, DecisionRecord]:
+        """Records a killed write left marked "writing" (found by their status, not by reading all)."""
+        return {r.reference: r for got in self._pages(self.decisions_collection, where={"status": WRITING},
+                                                      include=["metadatas"])
+                for r in map(_record, got["metadatas"])}
 
     def complete_records(self) -> dict[str, DecisionRecord]:
         return {k: r for k, r in self.records().items() if r.complete}
