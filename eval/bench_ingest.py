@@ -1,11 +1,18 @@
 """Benchmark: ingest rate beside the raw encoder rate on the same texts, in the same run.
 
     python -m eval.bench_ingest [--encoder auto] [--repeat 1] [--rounds 3] [--out eval/results/ingest-ENCODER.json]
+    python -m eval.bench_ingest --additions 10000,1500000 --keep DIR [--rounds 2]
 
 The texts are the seeds and the corpus (``--repeat N`` ingests N renumbered copies of them for a
 longer run). Reported: the encoder alone on exactly the windows ingest embeds (paragraphs/s),
 a fresh ingest (paragraphs/s, and its share of the raw rate), re-ingesting the unchanged files,
 and peak RSS.
+
+``--additions`` measures instead what adding 1,000 decisions (renumbered copies of the corpus's)
+costs an index of each size: the synthetic index of ``eval.bench_search`` (filled once in
+``DIR/index-SIZE`` and reused) is copied, the decisions are ingested into the copy, and the copy
+is removed; the sizes alternate for ``--rounds`` rounds and medians are reported, with the ratio
+of the largest to the smallest (results in ``eval/results/additions.json``).
 """
 
 from __future__ import annotations
@@ -46,7 +53,12 @@ def main() -> None:
                         help="alternate encoder-alone and ingest runs this many times; medians are reported")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON results (default eval/results/ingest-ENCODER.json)")
+    parser.add_argument("--additions", default="", help="index sizes (paragraphs) to add 1,000 decisions to")
+    parser.add_argument("--keep", type=Path, default=None, help="with --additions: where the indexes are kept")
     args = parser.parse_args()
+    if args.additions:
+        additions(args)
+        return
     if not CORPUS.is_dir():
         raise SystemExit(f"the corpus is not at {CORPUS}")
     from rag.archive import Archive
@@ -103,6 +115,58 @@ def main() -> None:
     args.out = args.out or PROJECT_ROOT / "eval" / "results" / f"ingest-{embedder.encoder}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+ADDED_DECISIONS = 1000
+
+
+def additions(args) -> None:
+    """Adding ``ADDED_DECISIONS`` decisions to indexes of several sizes, alternated (see the docstring)."""
+    from eval.bench_search import fill_index
+    from rag.archive import Archive
+
+    if not CORPUS.is_dir():
+        raise SystemExit(f"the corpus is not at {CORPUS}")
+    sizes = [int(x) for x in args.additions.split(",")]
+    keep = args.keep or Path(tempfile.mkdtemp(prefix="ombudsman-additions-"))
+    embedder = load_embedder(args.encoder)
+    root = Path(tempfile.mkdtemp(prefix="ombudsman-add-", dir=keep))
+    try:
+        files = root / "files"
+        files.mkdir()
+        sources = sorted(SEEDS_DIR.glob("*.txt")) + sorted(CORPUS.glob("*.txt"))
+        copies(files, sources, -(-ADDED_DECISIONS // len(sources)))
+        for extra in sorted(files.glob("*.txt"))[ADDED_DECISIONS:]:
+            extra.unlink()
+        for size in sizes:
+            fill_index(keep / f"index-{size}", size, args.encoder)
+        runs: dict[int, list[dict]] = {size: [] for size in sizes}
+        for r in range(args.rounds):
+            for size in sizes:
+                folder = root / f"copy-{size}"
+                print(f"  round {r + 1}: copying the index of {size:,} paragraphs", flush=True)
+                shutil.copytree(keep / f"index-{size}", folder)
+                archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)
+                archive.store.client
+                start = time.perf_counter()
+                report = archive.ingest([files])
+                seconds = time.perf_counter() - start
+                runs[size].append({"seconds": round(seconds, 2), "embedding_seconds": round(report.embed_seconds, 2),
+                                   "paragraphs": report.embedded_passages, "added": report.count("added")})
+                print(f"  round {r + 1}: {report.count('added')} decisions added to {size:,} paragraphs "
+                      f"in {seconds:.1f} s", flush=True)
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result = {"encoder": embedder.label, "decisions_added": ADDED_DECISIONS, "rounds": args.rounds, "sizes": [
+        {"paragraphs": size, "median_seconds": statistics.median(x["seconds"] for x in runs[size]), "runs": runs[size]}
+        for size in sizes]}
+    first, last = result["sizes"][0], result["sizes"][-1]
+    result["largest_over_smallest"] = round(last["median_seconds"] / first["median_seconds"], 3)
+    out = args.out or PROJECT_ROOT / "eval" / "results" / "additions.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

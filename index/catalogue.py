@@ -318,11 +318,19 @@ class Catalogue:
         self._located: dict[str, _Located | None] = {}  # locate's answers, kept (bounded)
         self._row_cache: dict[int, PassageRow] = {}
         self._slugs: dict[str, str] = {}
+        # per segment, the catalogue-wide number of each of its decisions (-1: a dead copy); and per
+        # number, the segment and row holding it
+        self._decision_number: list[np.ndarray] = []
+        places: list[tuple[int, int]] = []
         for i, (_, seg, alive) in enumerate(status):
             if len(seg):
                 self.live[self.offsets[i]: self.offsets[i + 1]] = alive[seg.passages["decision"]]
-            for rec, a in zip(seg.decisions, alive):
+            numbers = np.full(len(seg.decisions), -1, dtype=np.int64)
+            self._decision_number.append(numbers)
+            for row, (rec, a) in enumerate(zip(seg.decisions, alive)):
                 if a:
+                    numbers[row] = len(places)
+                    places.append((i, row))
                     self.decisions[rec["ref"]] = {k: v for k, v in rec.items() if k not in ("ref", "first", "count")}
                     self._where[rec["ref"]] = (i, rec["first"], rec["count"])
                     self._slugs[rec["ref"].replace(" ", "-")] = rec["ref"]
@@ -330,6 +338,8 @@ class Catalogue:
         self._ref_index = {r: i for i, r in enumerate(self.decisions)}
         self._firsts = np.array([int(self.offsets[g]) + f for g, f, _ in spans_], dtype=np.int64)
         self._counts = np.array([c for _, _, c in spans_], dtype=np.int64)
+        self._refs = list(self.decisions)  # by catalogue-wide decision number
+        self._places = np.array(places, dtype=np.int64).reshape(-1, 2)
         self.by_authority: dict[str, list[str]] = {}
         self.by_outcome: dict[str, list[str]] = {}  # lower-cased outcome -> references
         for ref, d in self.decisions.items():
@@ -442,6 +452,57 @@ class Catalogue:
         i, local = self.segment_of(position)
         row = self.segments[i].passages[local]
         return int(self.window_offsets[i]) + int(row["window_start"]), int(row["window_count"])
+
+    def _by_segment(self, positions: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """For each segment holding some of ``positions``: its number, which of them, their local positions."""
+        seg_of = np.searchsorted(self.offsets, positions, side="right") - 1
+        for i in np.unique(seg_of):
+            mask = seg_of == i
+            yield int(i), mask, positions[mask] - int(self.offsets[i])
+
+    def decision_numbers(self, positions) -> np.ndarray:
+        """The catalogue-wide number of the decision of each passage at ``positions`` (its index in
+        ``decisions``; -1 for a dead copy)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.full(len(positions), -1, dtype=np.int64)
+        for i, mask, local in self._by_segment(positions):
+            out[mask] = self._decision_number[i][self.segments[i].passages["decision"][local]]
+        return out
+
+    def decision_passages(self, numbers) -> tuple[np.ndarray, np.ndarray]:
+        """The first position and the passage count of decisions ``numbers``."""
+        numbers = np.asarray(numbers, dtype=np.int64)
+        return self._firsts[numbers], self._counts[numbers]
+
+    def paragraphs_at(self, positions) -> np.ndarray:
+        """Paragraph numbers of the passages at ``positions`` (-1 for a Summary)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros(len(positions), dtype=np.int64)
+        for i, mask, local in self._by_segment(positions):
+            out[mask] = self.segments[i].paragraph[local]
+        return out
+
+    def cosines(self, rows, vector: np.ndarray) -> np.ndarray:
+        """Cosine of window ``rows`` (catalogue-wide) with ``vector``, from the int8 rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.float32)
+        seg_of = np.searchsorted(self.window_offsets, rows, side="right") - 1
+        for i in np.unique(seg_of):
+            mask = seg_of == i
+            out[mask] = self.segments[int(i)].similarities(rows[mask] - int(self.window_offsets[i]), vector)
+        return out
+
+    def decision_cosines(self, numbers, vector: np.ndarray) -> np.ndarray:
+        """Cosine of each decision's direction as a whole (its windows summed) with ``vector``."""
+        numbers = np.asarray(numbers, dtype=np.int64)
+        out = np.zeros(len(numbers), dtype=np.float32)
+        places = self._places[numbers]
+        for i in np.unique(places[:, 0]):
+            mask = places[:, 0] == i
+            seg = self.segments[int(i)]
+            rows = places[mask, 1]
+            out[mask] = np.einsum("ij,j->i", seg.decision_vectors[rows], vector) * seg.decision_scales[rows]
+        return out
 
     def window_spans(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``window_span`` of many positions at once: first window rows and window counts."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from functools import lru_cache
 
 import numpy as np
@@ -73,6 +74,11 @@ def tokenize(text: str) -> list[str]:
 
 # BM25 parameters: bm25s' defaults (Lucene's variant), which the ranking was fitted with.
 K1, B = 1.5, 0.75
+# Words in at least this share of passages get a count per passage (a byte each) for lookups, and
+# this many such words are kept; speed only (`python -m eval.bench_search`: at 1.5 million
+# paragraphs the commonest words, "council", "complaint", "x" of "Mr X", are in 50 to 70% of passages).
+DENSE_SHARE = 1 / 16
+DENSE_WORDS = 64
 
 
 class _Ids:
@@ -106,6 +112,8 @@ class LexicalIndex:
         self._all_live = [bool(live[catalogue.offsets[i]: catalogue.offsets[i + 1]].all())
                           for i in range(len(catalogue.segments))]
         self._df: dict[str, int] = {}  # live document frequency of terms looked up (segments are immutable)
+        self._dense: OrderedDict[str, np.ndarray | None] = OrderedDict()  # common words' counts by position
+        self._dense_lock = threading.Lock()
 
     def knows(self, term: str) -> bool:
         """Whether any passage has the (tokenised) ``term``."""
@@ -146,6 +154,28 @@ class LexicalIndex:
                 else:
                     found += int(self.catalogue.live[np.asarray(d, dtype=np.int64) + first].sum())
             self._df[term] = found
+        return found
+
+    def dense_counts(self, term: str) -> np.ndarray | None:
+        """For a word in at least ``DENSE_SHARE`` of the passages: its count in every passage, one
+        byte each (0 in dead copies), so that looking it up for a search's candidates is one gather
+        instead of a binary search in hundreds of thousands of postings. None for other words.
+        Made on first use; the ``DENSE_WORDS`` used last are kept."""
+        if self.document_frequency(term) < DENSE_SHARE * self.documents or not self.documents:
+            return None
+        with self._dense_lock:
+            if term in self._dense:
+                self._dense.move_to_end(term)
+                return self._dense[term]
+        counts = np.zeros(self.catalogue.size, dtype=np.uint8)
+        for first, _, d, tf in self._slices(term):
+            counts[np.asarray(d, dtype=np.int64) + first] = np.minimum(tf, 255)
+        counts[~self.catalogue.live] = 0
+        found = None if any(int(tf.max()) > 255 for _, _, _, tf in self._slices(term)) else counts
+        with self._dense_lock:
+            self._dense[term] = found
+            while len(self._dense) > DENSE_WORDS:
+                self._dense.popitem(last=False)
         return found
 
     def idf(self, df: int) -> float:
@@ -227,10 +257,10 @@ _SLACK = 1e-3
 class _Word:
     """A distinct word of a question: how often the question has it, its IDF and its postings."""
 
-    __slots__ = ("term", "repeats", "idf", "slices")
+    __slots__ = ("term", "repeats", "idf", "slices", "dense")
 
-    def __init__(self, term: str, repeats: int, idf: float, slices: list) -> None:
-        self.term, self.repeats, self.idf, self.slices = term, repeats, idf, slices
+    def __init__(self, term: str, repeats: int, idf: float, slices: list, dense: np.ndarray | None) -> None:
+        self.term, self.repeats, self.idf, self.slices, self.dense = term, repeats, idf, slices, dense
 
     @property
     def bound(self) -> float:
@@ -258,7 +288,7 @@ class QueryScores:
         for term, repeats in Counter(self.tokens).items():
             df = index.document_frequency(term)
             if df:
-                self.words.append(_Word(term, repeats, index.idf(df), index._slices(term)))
+                self.words.append(_Word(term, repeats, index.idf(df), index._slices(term), index.dense_counts(term)))
             else:
                 self.unindexed.append(term)
         self._word = {w.term: w for w in self.words}
@@ -271,6 +301,8 @@ class QueryScores:
 
     def counts(self, word: _Word, positions: np.ndarray) -> np.ndarray:
         """How often ``word`` occurs in the passage at each of ``positions`` (0: not at all, or a dead copy)."""
+        if word.dense is not None:
+            return word.dense[positions].astype(np.float32)
         out = np.zeros(len(positions), dtype=np.float32)
         for first, end, docs, tfs in word.slices:
             inside = np.flatnonzero((positions >= first) & (positions < end))
@@ -325,12 +357,14 @@ class QueryScores:
             return []
         cat = self.index.catalogue
         words = sorted(self.words, key=lambda w: (-w.bound, w.term))
-        left = np.cumsum([w.bound for w in words][::-1])[::-1]  # what words i.. can still add
+        bounds = [w.bound for w in words]
+        left = np.cumsum(bounds[::-1])[::-1]  # what words i.. can still add
         acc = np.zeros(cat.size, dtype=np.float32)
         found: list[np.ndarray] = []  # positions with a score so far, each once
         i = 0
         while i < len(words):
-            if i and sum(len(f) for f in found) >= k:
+            # No partial score exceeds what the words so far can add: only then can the k-th best pass left[i].
+            if i and left[i] < sum(bounds[:i]) and sum(len(f) for f in found) >= k:
                 found = [np.concatenate(found)]
                 if left[i] < _kth(acc[found[0]], k) - _SLACK:
                     break  # no passage without the words so far can reach the best k

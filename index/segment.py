@@ -17,6 +17,9 @@ Files of a segment folder (arrays are ``.npy``, opened with ``mmap_mode="r"``):
 - ``term_start.npy``, ``posting_doc.npy``, ``posting_tf.npy``: BM25 postings by term.
 - ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``.
 - ``window_passage.npy``: the passage of each window.
+- ``decision_vectors.npy`` (int8) and ``decision_scales.npy``: each decision's direction as a whole
+  (the sum of its windows, normalised), quantised like the windows. A segment written without
+  them gets them the first time it is opened (made from its windows, written beside them).
 - ``centroids.npy``, ``cluster_start.npy``, ``cluster_rows.npy``: windows grouped by nearest
   centroid (only in segments of at least ``CLUSTER_MIN_WINDOWS`` windows).
 """
@@ -293,6 +296,16 @@ def write_segment(folder: Path, columns: Columns) -> None:
         raise
 
 
+def _write_decision_vectors(folder: Path, vectors: np.ndarray, scales: np.ndarray, passages: np.ndarray, n: int) -> None:
+    """Add the decision vectors to a segment written before they existed (each file written
+    beside and renamed, so a process opening it at the same time sees all of a file or none)."""
+    q, sc = decision_vectors(vectors, scales, passages, n)
+    for name, array in (("decision_scales", sc), ("decision_vectors", q)):  # vectors last: their presence says both are there
+        tmp = folder / f".{name}.{os.getpid()}.npy"
+        np.save(tmp, array)
+        os.replace(tmp, folder / f"{name}.npy")
+
+
 def _save(tmp: Path, c: Columns) -> None:
     order = np.lexsort((c.posting_doc, c.posting_term))  # by term, then passage
     term_start = np.concatenate(([0], np.cumsum(np.bincount(c.posting_term, minlength=len(c.terms))))).astype(np.int64)
@@ -311,12 +324,35 @@ def _save(tmp: Path, c: Columns) -> None:
         nearest = np.concatenate([np.argmax(block(i) @ centroids.T, axis=1) for i in range(0, len(c.vectors), 50_000)])
         arrays.update(centroids=centroids, cluster_rows=np.argsort(nearest, kind="stable").astype(np.int32),
                       cluster_start=np.concatenate(([0], np.cumsum(np.bincount(nearest, minlength=len(centroids))))))
+    arrays["decision_vectors"], arrays["decision_scales"] = decision_vectors(c.vectors, c.scales, c.passages, len(c.decisions))
     for name, array in arrays.items():
         np.save(tmp / f"{name}.npy", array)
     (tmp / "decisions.json").write_text(json.dumps(c.decisions, ensure_ascii=False))
     (tmp / "strings.json").write_text(json.dumps({
         "sections": c.sections, "subsections": c.subsections, "statutes": c.statutes, "terms": c.terms,
     }, ensure_ascii=False))
+
+
+def decision_vectors(vectors: np.ndarray, scales: np.ndarray, passages: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each decision's windows summed and normalised (the direction of the decision as a whole),
+    quantised: ``n`` decisions whose passages ``passages`` are in decision order. A block of
+    windows at a time, so memory stays small whatever the segment's size."""
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    sums = np.zeros((n, dim), dtype=np.float32)
+    if len(passages):
+        decision_of_window = np.repeat(np.asarray(passages["decision"], dtype=np.int64),
+                                       np.asarray(passages["window_count"], dtype=np.int64))
+        for a in range(0, len(vectors), 65_536):
+            block = np.asarray(vectors[a: a + 65_536], dtype=np.float32) * np.asarray(scales[a: a + 65_536])[:, None]
+            _add_rows(sums, decision_of_window[a: a + 65_536], block)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return quantise(sums / np.where(norms > 0, norms, 1.0))
+
+
+def _add_rows(sums: np.ndarray, groups: np.ndarray, block: np.ndarray) -> None:
+    """``sums[g] += row`` for each row of ``block`` and its group (groups ascending, as windows are)."""
+    starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
+    sums[groups[starts]] += np.add.reduceat(block, starts, axis=0)
 
 
 @dataclass
@@ -340,6 +376,8 @@ class Segment:
     centroids: np.ndarray | None = None
     cluster_start: np.ndarray | None = None
     cluster_rows: np.ndarray | None = None
+    decision_vectors: np.ndarray | None = None
+    decision_scales: np.ndarray | None = None
 
     @classmethod
     def open(cls, folder: Path) -> "Segment":
@@ -351,11 +389,14 @@ class Segment:
             # a plain ndarray view of the mapping: numpy's memmap subclass costs per indexing
             return np.asarray(np.load(path, mmap_mode="r")) if path.exists() else None
 
+        if not (folder / "decision_vectors.npy").exists():
+            _write_decision_vectors(folder, array("vectors"), array("scales"), array("passages"), len(decisions))
         return cls(folder, decisions, strings["sections"], strings["subsections"],
                    strings["statutes"], {t: i for i, t in enumerate(strings["terms"])}, array("passages"),
                    array("statutes"), array("term_start"), array("posting_doc"), array("posting_tf"),
                    array("vectors"), array("scales"), array("window_passage"), array("centroids"),
-                   array("cluster_start"), array("cluster_rows"))
+                   array("cluster_start"), array("cluster_rows"), array("decision_vectors"),
+                   array("decision_scales"))
 
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]

@@ -113,6 +113,15 @@ def _coverage(words: list[tuple[float, np.ndarray]]) -> np.ndarray | float:
     return sum(idf * has for idf, has in words) / total
 
 
+def _top3(scores: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The sum of the three highest ``scores`` of each group (groups start at ``starts``)."""
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    ranked = scores[np.lexsort((scores, group))].astype(np.float64)  # ascending within each group
+    total = np.concatenate(([0.0], np.cumsum(ranked)))
+    ends = starts + sizes
+    return total[ends] - total[ends - np.minimum(sizes, 3)]
+
+
 def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | None,
            bm25: QueryScores | None, dense_known: dict[str, float] | None = None) -> Evidence:
     """The feature rows of candidates ``pids`` for ``query``.
@@ -133,32 +142,28 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     vector = None if vector is None else np.asarray(vector, dtype=np.float32)
 
     # -- the passages of the candidates' decisions ------------------------------------------------
-    refs = [cat.passages[pid].ref for pid in pids]
-    order = list(dict.fromkeys(refs))
+    positions = np.array([cat.position(pid) for pid in pids], dtype=np.int64)
+    numbers = cat.decision_numbers(positions)
+    _, first_seen = np.unique(numbers, return_index=True)
+    order = numbers[np.sort(first_seen)]  # the decisions, in order of their first candidate
     k = len(order)
-    spans = [cat.decision_span(ref) for ref in order]
-    sizes = np.array([c for _, c in spans], dtype=np.int64)
+    idx = np.argsort(order, kind="stable")[np.searchsorted(np.sort(order), numbers)]  # each candidate's decision
+    firsts, sizes = cat.decision_passages(order)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    docs = np.concatenate([np.arange(f, f + c, dtype=np.int64) for f, c in spans])
-    at_doc = {int(p): i for i, p in enumerate(docs)}
-    positions = np.array([cat.lexical.position(pid) for pid in pids])
-    cand = np.array([at_doc[int(p)] for p in positions])
-    summary = np.array([at_doc.get(cat.position(f"{ref.replace(' ', '-')}#{SUMMARY}"), -1) for ref in order])
+    docs = spans_of(firsts, sizes)
+    cand = starts[idx] + (positions - firsts[idx])  # each candidate among ``docs``
+    summary = np.where(cat.paragraphs_at(firsts) < 0, starts, -1)  # a decision's Summary comes first
 
     dense = np.zeros(n)
     d_dense, d_mean, s_dense = np.zeros(k), np.zeros(k), np.zeros(k)
     if vector is not None and cat.vectors is not None:
         w_first, w_counts = cat.window_spans(docs)
-        block = np.asarray(cat.vectors[spans_of(w_first, w_counts)], dtype=np.float32)
-        sims = block @ vector
+        sims = cat.cosines(spans_of(w_first, w_counts), vector)
         w_starts = np.concatenate(([0], np.cumsum(w_counts)[:-1]))
         passage_best = np.maximum.reduceat(sims, w_starts)  # a passage's best window
         dense = passage_best[cand].astype(np.float64)
         d_dense = np.maximum.reduceat(passage_best, starts).astype(np.float64)
-        sums = np.add.reduceat(block, w_starts[starts], axis=0)  # each decision's direction as a whole
-        norms = np.linalg.norm(sums, axis=1)
-        norms[norms == 0] = 1.0
-        d_mean = (sums @ vector) / norms
+        d_mean = cat.decision_cosines(order, vector).astype(np.float64)
         s_dense = np.where(summary >= 0, passage_best[summary.clip(min=0)], d_dense)
     elif vector is not None and dense_known:
         dense = np.array([dense_known.get(pid, 0.0) for pid in pids])
@@ -172,7 +177,7 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
         if top_bm25 > 0:
             lexical = scores[cand].astype(np.float64)
             d_lex = np.maximum.reduceat(scores, starts) / top_bm25
-            d_top3 = np.array([float(np.sort(scores[a:a + c])[-3:].sum()) for a, c in zip(starts, sizes)]) / top_bm25
+            d_top3 = _top3(scores, starts, sizes) / top_bm25
             total = sum(idf for idf, _ in words)
             if total:
                 d_cov = sum(idf * (np.maximum.reduceat(has.astype(np.int8), starts) > 0) for idf, has in words) / total
@@ -189,8 +194,6 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     m[:, INDEX["rrf"]] = rrf * (RRF_K + 1) / 2  # first in both rankings scores 1
     m[:, INDEX["coverage"]] = _coverage([(idf, has[cand]) for idf, has in words])
 
-    at = {ref: i for i, ref in enumerate(order)}
-    idx = np.array([at[r] for r in refs])
     m[:, INDEX["decision_dense"]] = d_dense[idx]
     m[:, INDEX["decision_dense_gap"]] = d_dense[idx] - d_dense.max() if vector is not None else 0.0
     m[:, INDEX["summary_dense"]] = s_dense[idx]
