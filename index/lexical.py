@@ -113,6 +113,7 @@ class LexicalIndex:
                           for i in range(len(catalogue.segments))]
         self._df: dict[str, int] = {}  # live document frequency of terms looked up (segments are immutable)
         self._dense: OrderedDict[str, np.ndarray | None] = OrderedDict()  # common words' counts by position
+        self._peak: dict[str, float] = {}  # the highest share tf / (tf + norm) of words looked up
         self._dense_lock = threading.Lock()
 
     def knows(self, term: str) -> bool:
@@ -176,6 +177,18 @@ class LexicalIndex:
             self._dense[term] = found
             while len(self._dense) > DENSE_WORDS:
                 self._dense.popitem(last=False)
+        return found
+
+    def peak(self, term: str) -> float:
+        """The highest ``tf / (tf + norm)`` of ``term`` in any passage (dead copies included): what a
+        passage can get from it, at most, per unit of IDF. Worked out on first use and kept."""
+        found = self._peak.get(term)
+        if found is None:
+            found = 0.0
+            for first, _, d, tf in self._slices(term):
+                tfs = np.asarray(tf, dtype=np.float32)
+                found = max(found, float((tfs / (tfs + self._norm[np.asarray(d, dtype=np.int64) + first])).max()))
+            self._peak[term] = found
         return found
 
     def idf(self, df: int) -> float:
@@ -257,15 +270,12 @@ _SLACK = 1e-3
 class _Word:
     """A distinct word of a question: how often the question has it, its IDF and its postings."""
 
-    __slots__ = ("term", "repeats", "idf", "slices", "dense")
+    __slots__ = ("term", "repeats", "idf", "slices", "dense", "bound")
 
-    def __init__(self, term: str, repeats: int, idf: float, slices: list, dense: np.ndarray | None) -> None:
+    def __init__(self, term: str, repeats: int, idf: float, slices: list, dense: np.ndarray | None, peak: float) -> None:
         self.term, self.repeats, self.idf, self.slices, self.dense = term, repeats, idf, slices, dense
-
-    @property
-    def bound(self) -> float:
-        """The most this word adds to a passage's score (a count's share ``tf / (tf + norm)`` < 1)."""
-        return self.repeats * self.idf
+        # The most this word adds to a passage's score (a little over, for float32's rounding).
+        self.bound = repeats * idf * min(1.0, peak * (1 + 1e-5))
 
 
 class QueryScores:
@@ -288,7 +298,8 @@ class QueryScores:
         for term, repeats in Counter(self.tokens).items():
             df = index.document_frequency(term)
             if df:
-                self.words.append(_Word(term, repeats, index.idf(df), index._slices(term), index.dense_counts(term)))
+                self.words.append(_Word(term, repeats, index.idf(df), index._slices(term), index.dense_counts(term),
+                                        index.peak(term)))
             else:
                 self.unindexed.append(term)
         self._word = {w.term: w for w in self.words}
