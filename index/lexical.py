@@ -79,6 +79,7 @@ K1, B = 1.5, 0.75
 # paragraphs the commonest words, "council", "complaint", "x" of "Mr X", are in 50 to 70% of passages).
 DENSE_SHARE = 1 / 16
 DENSE_WORDS = 64
+BEST_KEPT = 4096  # questions whose highest BM25 score an index keeps (speed only; a few bytes each)
 
 
 class _Ids:
@@ -114,6 +115,7 @@ class LexicalIndex:
         self._df: dict[str, int] = {}  # live document frequency of terms looked up (segments are immutable)
         self._dense: OrderedDict[str, np.ndarray | None] = OrderedDict()  # common words' counts by position
         self._peak: dict[str, float] = {}  # the highest share tf / (tf + norm) of words looked up
+        self._best: OrderedDict[str, float] = OrderedDict()  # questions' highest scores, kept (see QueryScores.best)
         self._dense_lock = threading.Lock()
 
     def knows(self, term: str) -> bool:
@@ -355,10 +357,23 @@ class QueryScores:
 
     @property
     def best(self) -> float:
-        """The highest score of any live passage (0 when none has a word of the question)."""
+        """The highest score of any live passage (0 when none has a word of the question). Kept by
+        the index for the last ``BEST_KEPT`` questions: an answer searches its question several
+        times (the archive, then the decisions it quotes), and a user asks one question with
+        one filter and then another."""
         if self._best is None:
-            top = self.top(1)
-            self._best = top[0][1] if top else 0.0
+            key = " ".join(self.tokens)
+            kept = self.index._best
+            found = kept.get(key)
+            if found is None:
+                top = self.top(1)
+                found = top[0][1] if top else 0.0
+            self._best = found
+            with self.index._dense_lock:
+                kept[key] = found
+                kept.move_to_end(key)
+                while len(kept) > BEST_KEPT:
+                    kept.popitem(last=False)
         return self._best
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -416,7 +431,15 @@ class QueryScores:
 
 
 def _kth(values: np.ndarray, k: int) -> float:
-    """The ``k``-th largest of ``values`` (the smallest when there are fewer)."""
+    """The ``k``-th largest of ``values`` (the smallest when there are fewer). For many values, a
+    sample's quantile first picks the few worth sorting: when at least ``k`` values reach it, the
+    ``k``-th largest is among them."""
     if len(values) <= k:
         return float(values.min()) if len(values) else 0.0
+    if len(values) > 64 * k:
+        sample = values[:: len(values) // (16 * k)]
+        cut = np.partition(sample, len(sample) - 4)[len(sample) - 4]  # about the 4k-th largest of all
+        top = values[values >= cut]
+        if len(top) >= k:
+            values = top
     return float(np.partition(values, len(values) - k)[len(values) - k])
