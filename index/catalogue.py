@@ -569,8 +569,7 @@ class Catalogue:
         for i, seg in enumerate(self.segments):
             if not seg.windows:
                 continue
-            rows = seg.candidate_windows(vector, probes)
-            sims = seg.similarities(rows, vector)
+            rows, sims = seg.probe(vector, probes)
             local = np.asarray(seg.window_passage[rows], dtype=np.int64)
             positions = local + int(self.offsets[i])
             keep = self.live[positions] if allowed is None else (self.live[positions] & allowed[positions])

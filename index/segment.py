@@ -15,13 +15,18 @@ Files of a segment folder (arrays are ``.npy``, opened with ``mmap_mode="r"``):
 - ``passages.npy``: one record per passage, with named fields (``PASSAGE_DTYPE``).
 - ``statutes.npy``: statute numbers of the passages, ``statute_start``/``statute_count`` of each.
 - ``term_start.npy``, ``posting_doc.npy``, ``posting_tf.npy``: BM25 postings by term.
-- ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``.
+- ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``
+  (in segments without clusters).
 - ``window_passage.npy``: the passage of each window.
 - ``decision_vectors.npy`` (int8) and ``decision_scales.npy``: each decision's direction as a whole
   (the sum of its windows, normalised), quantised like the windows. A segment written without
   them gets them the first time it is opened (made from its windows, written beside them).
 - ``centroids.npy``, ``cluster_start.npy``, ``cluster_rows.npy``: windows grouped by nearest
-  centroid (only in segments of at least ``CLUSTER_MIN_WINDOWS`` windows).
+  centroid (only in segments of at least ``CLUSTER_MIN_WINDOWS`` windows). Such a segment keeps
+  its vectors in cluster order instead, so that a probed cluster is read as one run of memory:
+  ``slot_vectors.npy`` and ``slot_scales.npy`` (cluster ``c``'s windows, ``cluster_rows[a:b]``,
+  are slots ``a = cluster_start[c]`` to ``b``), and ``window_slot.npy``, each window's slot. One
+  written in window order is rewritten so the first time it is opened.
 """
 
 from __future__ import annotations
@@ -239,8 +244,7 @@ def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
     live = passage_keep[docs]
     return Columns(decisions, segment.sections, segment.subsections, segment.statutes, list(segment.terms),
                    rows, statute_ids.astype(np.int32), terms[live], new_row[docs[live]].astype(np.int32),
-                   np.asarray(segment.posting_tf)[live], np.asarray(segment.vectors[windows]),
-                   np.asarray(segment.scales[windows]))
+                   np.asarray(segment.posting_tf)[live], *segment.window_rows(windows))
 
 
 def spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -296,6 +300,26 @@ def write_segment(folder: Path, columns: Columns) -> None:
         raise
 
 
+def _slotted(vectors: np.ndarray, scales: np.ndarray, cluster_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The vectors in cluster order, and each window's slot."""
+    window_slot = np.empty(len(cluster_rows), dtype=np.int32)
+    window_slot[cluster_rows] = np.arange(len(cluster_rows), dtype=np.int32)
+    return {"slot_vectors": np.asarray(vectors)[cluster_rows], "slot_scales": np.asarray(scales)[cluster_rows],
+            "window_slot": window_slot}
+
+
+def _write_slotted(folder: Path, vectors: np.ndarray, scales: np.ndarray, cluster_rows: np.ndarray) -> None:
+    """Rewrite a clustered segment written in window order in cluster order (``window_slot.npy``,
+    written last, says the rest is there; the window-order files are removed after)."""
+    arrays = _slotted(vectors, scales, cluster_rows)
+    for name in ("slot_vectors", "slot_scales", "window_slot"):
+        tmp = folder / f".{name}.{os.getpid()}.npy"
+        np.save(tmp, arrays[name])
+        os.replace(tmp, folder / f"{name}.npy")
+    for name in ("vectors", "scales"):
+        (folder / f"{name}.npy").unlink(missing_ok=True)
+
+
 def _write_decision_vectors(folder: Path, vectors: np.ndarray, scales: np.ndarray, passages: np.ndarray, n: int) -> None:
     """Add the decision vectors to a segment written before they existed (each file written
     beside and renamed, so a process opening it at the same time sees all of a file or none)."""
@@ -313,6 +337,7 @@ def _save(tmp: Path, c: Columns) -> None:
     arrays = {"passages": c.passages, "statutes": c.statute_ids, "term_start": term_start,
               "posting_doc": c.posting_doc[order], "posting_tf": c.posting_tf[order], "vectors": c.vectors,
               "scales": c.scales, "window_passage": window_passage}
+    arrays["decision_vectors"], arrays["decision_scales"] = decision_vectors(c.vectors, c.scales, c.passages, len(c.decisions))
     if len(c.vectors) >= CLUSTER_MIN_WINDOWS:
         def block(i: int) -> np.ndarray:
             return np.asarray(c.vectors[i: i + 50_000], dtype=np.float32) * c.scales[i: i + 50_000, None]
@@ -322,9 +347,11 @@ def _save(tmp: Path, c: Columns) -> None:
         centroids = kmeans(np.asarray(c.vectors[sample], dtype=np.float32) * c.scales[sample, None],
                            max(2, len(c.vectors) // WINDOWS_PER_CLUSTER))
         nearest = np.concatenate([np.argmax(block(i) @ centroids.T, axis=1) for i in range(0, len(c.vectors), 50_000)])
-        arrays.update(centroids=centroids, cluster_rows=np.argsort(nearest, kind="stable").astype(np.int32),
+        cluster_rows = np.argsort(nearest, kind="stable").astype(np.int32)
+        arrays.update(centroids=centroids, cluster_rows=cluster_rows,
                       cluster_start=np.concatenate(([0], np.cumsum(np.bincount(nearest, minlength=len(centroids))))))
-    arrays["decision_vectors"], arrays["decision_scales"] = decision_vectors(c.vectors, c.scales, c.passages, len(c.decisions))
+        arrays.update(_slotted(c.vectors, c.scales, cluster_rows))
+        del arrays["vectors"], arrays["scales"]
     for name, array in arrays.items():
         np.save(tmp / f"{name}.npy", array)
     (tmp / "decisions.json").write_text(json.dumps(c.decisions, ensure_ascii=False))
@@ -370,7 +397,7 @@ class Segment:
     term_start: np.ndarray
     posting_doc: np.ndarray
     posting_tf: np.ndarray
-    vectors: np.ndarray
+    vectors: np.ndarray  # int8, in slot order (cluster order; window order when not clustered)
     scales: np.ndarray
     window_passage: np.ndarray
     centroids: np.ndarray | None = None
@@ -378,6 +405,7 @@ class Segment:
     cluster_rows: np.ndarray | None = None
     decision_vectors: np.ndarray | None = None
     decision_scales: np.ndarray | None = None
+    window_slot: np.ndarray | None = None  # None: slot and window row are the same
 
     @classmethod
     def open(cls, folder: Path) -> "Segment":
@@ -389,14 +417,20 @@ class Segment:
             # a plain ndarray view of the mapping: numpy's memmap subclass costs per indexing
             return np.asarray(np.load(path, mmap_mode="r")) if path.exists() else None
 
+        if (folder / "cluster_rows.npy").exists() and not (folder / "window_slot.npy").exists():
+            _write_slotted(folder, array("vectors"), array("scales"), array("cluster_rows"))
+        slotted = (folder / "window_slot.npy").exists()
+        vectors, scales = (array("slot_vectors"), array("slot_scales")) if slotted else (array("vectors"), array("scales"))
+        window_slot = array("window_slot") if slotted else None
         if not (folder / "decision_vectors.npy").exists():
-            _write_decision_vectors(folder, array("vectors"), array("scales"), array("passages"), len(decisions))
+            v, sc = (vectors[window_slot], scales[window_slot]) if slotted else (vectors, scales)
+            _write_decision_vectors(folder, v, sc, array("passages"), len(decisions))
         return cls(folder, decisions, strings["sections"], strings["subsections"],
                    strings["statutes"], {t: i for i, t in enumerate(strings["terms"])}, array("passages"),
                    array("statutes"), array("term_start"), array("posting_doc"), array("posting_tf"),
-                   array("vectors"), array("scales"), array("window_passage"), array("centroids"),
+                   vectors, scales, array("window_passage"), array("centroids"),
                    array("cluster_start"), array("cluster_rows"), array("decision_vectors"),
-                   array("decision_scales"))
+                   array("decision_scales"), window_slot)
 
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]
@@ -417,20 +451,35 @@ class Segment:
         a, b = int(self.term_start[t]), int(self.term_start[t + 1])
         return self.posting_doc[a:b], self.posting_tf[a:b]
 
+    def slots(self, rows: np.ndarray) -> np.ndarray:
+        """Where local window ``rows`` are kept in ``vectors``."""
+        return rows if self.window_slot is None else self.window_slot[rows]
+
+    def window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """int8 vectors and scales of local window ``rows``."""
+        slots = self.slots(np.asarray(rows, dtype=np.int64))
+        return np.asarray(self.vectors[slots]), np.asarray(self.scales[slots])
+
     def window_vectors(self, rows: np.ndarray) -> np.ndarray:
         """float32 vectors of local window ``rows``."""
-        return self.vectors[rows].astype(np.float32) * self.scales[rows][:, None]
+        v, sc = self.window_rows(rows)
+        return v.astype(np.float32) * sc[:, None]
 
     def similarities(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """Cosine of local window ``rows`` with ``vector`` (float32, unit length). The int8 rows
         are multiplied as they are and scaled after: converting them to float32 first costs
         several times the product."""
-        return np.einsum("ij,j->i", self.vectors[rows], vector) * self.scales[rows]
+        slots = self.slots(rows)
+        return np.einsum("ij,j->i", self.vectors[slots], vector) * self.scales[slots]
 
-    def candidate_windows(self, vector: np.ndarray, probes: int) -> np.ndarray:
-        """Local window rows worth scoring for ``vector``: all of a small segment, the members of
-        the ``probes`` nearest clusters of a large one."""
+    def probe(self, vector: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Local window rows worth scoring for ``vector`` and their cosines: all of a small segment,
+        the members of the ``probes`` nearest clusters of a large one (each read as one run)."""
         if self.centroids is None:
-            return np.arange(self.windows)
-        near = np.argpartition(-(self.centroids @ vector), min(probes, len(self.centroids)) - 1)[:probes]
-        return np.concatenate([self.cluster_rows[self.cluster_start[c]: self.cluster_start[c + 1]] for c in near])
+            rows = np.arange(self.windows)
+            return rows, self.similarities(rows, vector)
+        near = np.sort(np.argpartition(-(self.centroids @ vector), min(probes, len(self.centroids)) - 1)[:probes])
+        bounds = [(int(self.cluster_start[c]), int(self.cluster_start[c + 1])) for c in near]
+        sims = [np.einsum("ij,j->i", self.vectors[a:b], vector) * self.scales[a:b] for a, b in bounds]
+        rows = [self.cluster_rows[a:b] for a, b in bounds]
+        return np.concatenate(rows).astype(np.int64), np.concatenate(sims)

@@ -38,7 +38,7 @@ EXACT_DENSE_LIMIT = 50_000
 # Clusters of a large segment a dense search scores (of about one per 400 windows): the share of
 # exact search's 100 nearest passages it finds is printed by `python -m eval.bench_search` as
 # dense_recall_at_100 (0.97 at 100,000 paragraphs with 32; every probe more costs ~0.15 ms).
-DENSE_PROBES = 32
+DENSE_PROBES = 64
 
 # Decisions a retriever keeps parsed after reading them for hits (most recently used): speed only.
 # A decision's parsed JSON is a few kilobytes, so 4,096 of them cost tens of megabytes.

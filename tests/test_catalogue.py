@@ -183,3 +183,49 @@ def test_a_file_gone_between_the_two_passes_fails_alone(tmp_path, embedder, monk
     [failed] = report.failed
     assert failed.source.endswith("24-000-184.txt") and failed.reference == "24 000 184"
     assert set(store.complete_records()) == {"24 016 809"}
+
+
+def test_a_clustered_segment_reads_clusters_in_runs_and_probing_every_cluster_finds_what_exact_search_finds(
+        corpus_archive, embedder, tmp_path, monkeypatch):
+    from index import segment
+
+    archive = copy_index(corpus_archive, tmp_path / "index", embedder)
+    store = archive.store
+    flat = cat.Catalogue.load(store)  # 840 windows: too few to cluster by default
+    assert flat.segments[0].centroids is None
+    monkeypatch.setattr(segment, "CLUSTER_MIN_WINDOWS", 100)
+    monkeypatch.setattr(segment, "WINDOWS_PER_CLUSTER", 20)
+    shutil.rmtree(store.catalogue_dir)
+    clustered = cat.Catalogue.load(store)
+    seg = clustered.segments[0]
+    folder = seg.folder
+    assert len(seg.centroids) == len(flat.vectors) // 20
+    assert (folder / "slot_vectors.npy").exists() and not (folder / "vectors.npy").exists()
+    pids = list(flat.passages)
+    by_pid = [r for pid in pids for r in clustered.rows[pid]]
+    assert np.allclose(clustered.vectors[by_pid], flat.vectors[[r for pid in pids for r in flat.rows[pid]]], atol=1e-6)
+    a, b = int(seg.cluster_start[3]), int(seg.cluster_start[4])
+    assert np.array_equal(clustered.vectors[seg.cluster_rows[a:b]], seg.window_vectors(seg.cluster_rows[a:b]))
+    assert np.array_equal(seg.vectors[a:b], seg.window_rows(seg.cluster_rows[a:b])[0])  # a cluster is one run
+
+    def named(c, hits):
+        return [(c.pid_at(p), round(s, 5)) for p, s in hits]
+
+    vector = archive.retriever.question_vector("the council did not hold a strategy meeting")
+    exact = named(flat, flat.exact_nearest(vector, np.flatnonzero(flat.live), 20))
+    everything = np.flatnonzero(clustered.live)
+    assert named(clustered, clustered.nearest(vector, 20, probes=len(seg.centroids))) == exact
+    assert named(clustered, clustered.exact_nearest(vector, everything, 20)) == exact
+    assert len(clustered.nearest(vector, 20, probes=2)) == 20  # fewer probes: still a full list
+
+    # A segment written in window order (before cluster order) is rewritten when first opened.
+    window_order = seg.window_rows(np.arange(seg.windows))
+    np.save(folder / "vectors.npy", window_order[0])
+    np.save(folder / "scales.npy", window_order[1])
+    for name in ("slot_vectors", "slot_scales", "window_slot", "decision_vectors", "decision_scales"):
+        (folder / f"{name}.npy").unlink()
+    upgraded = cat.Catalogue.load(store)
+    assert (folder / "window_slot.npy").exists() and not (folder / "vectors.npy").exists()
+    assert named(upgraded, upgraded.nearest(vector, 20, probes=len(seg.centroids))) == exact
+    numbers = np.arange(len(upgraded.decisions))
+    assert np.array_equal(upgraded.decision_cosines(numbers, vector), clustered.decision_cosines(numbers, vector))
