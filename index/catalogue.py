@@ -606,10 +606,14 @@ class Catalogue:
         for i in np.unique(seg_of):
             mask = seg_of == i
             seg = self.segments[int(i)]
-            rows = seg.passages[positions[mask] - int(self.offsets[i])]
-            counts = rows["window_count"].astype(np.int64)
-            sims = seg.similarities(spans(rows["window_start"], counts), vector)
+            local = positions[mask] - int(self.offsets[i])
+            counts = seg.passages["window_count"][local].astype(np.int64)  # a column: not whole records
+            sims = seg.similarities(spans(seg.passages["window_start"][local], counts), vector)
             best[mask] = np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(counts)[:-1])))
+        if len(best) > n:  # the best n (and any tied with the last of them), then in order
+            cut = np.partition(best, len(best) - n)[len(best) - n]
+            keep = best >= cut
+            positions, best = positions[keep], best[keep]
         order = np.lexsort((positions, -best))[:n]
         return [(int(positions[j]), float(best[j])) for j in order]
 
