@@ -349,6 +349,7 @@ class Catalogue:
         self._dates = [d for d, _ in dated]
         self._dated = [r for _, r in dated]
         self.dimension = int(manifest.get("dimension", DIMENSION))
+        self._shared_keys = np.zeros(0, dtype=np.uint64)
         self.boilerplate = self._shared_openings()
         self.lexical = LexicalIndex(self)
         self.passages = _Passages(self)
@@ -481,6 +482,32 @@ class Catalogue:
         for i, mask, local in self._by_segment(positions):
             out[mask] = self.segments[i].paragraph[local]
         return out
+
+    def passage_columns(self, positions) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """For the passages at ``positions``: paragraph numbers (-1: Summary), section headings,
+        boilerplate keys (as stored) and token counts, read as columns."""
+        positions = np.asarray(positions, dtype=np.int64)
+        paragraphs = np.zeros(len(positions), dtype=np.int64)
+        keys = np.zeros(len(positions), dtype=np.uint64)
+        tokens = np.zeros(len(positions), dtype=np.int64)
+        sections: list[str] = [""] * len(positions)
+        for i, mask, local in self._by_segment(positions):
+            seg = self.segments[i]
+            paragraphs[mask] = seg.paragraph[local]
+            keys[mask] = seg.passages["boilerplate"][local]
+            tokens[mask] = seg.passages["tokens"][local]
+            names = seg.sections
+            for at, s in zip(np.flatnonzero(mask).tolist(), seg.passages["section"][local].tolist()):
+                sections[at] = names[s]
+        return paragraphs, sections, keys, tokens
+
+    def is_boilerplate_key(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each stored boilerplate key is one of the archive's boilerplate openings."""
+        return np.isin(np.asarray(keys, dtype=np.uint64), self._shared_keys)
+
+    def reference_of(self, number: int) -> str:
+        """The reference of decision ``number`` (its index in ``decisions``)."""
+        return self._refs[number]
 
     def cosines(self, rows, vector: np.ndarray) -> np.ndarray:
         """Cosine of window ``rows`` (catalogue-wide) with ``vector``, from the int8 rows."""

@@ -306,6 +306,7 @@ class QueryScores:
                 self.unindexed.append(term)
         self._word = {w.term: w for w in self.words}
         self._best: float | None = None
+        self._seen = 0.0  # the highest exact score found so far (of any passage, allowed or not)
 
     def __bool__(self) -> bool:
         return bool(self.words)
@@ -381,6 +382,9 @@ class QueryScores:
         ``(position, score)``, best first, ties in position order: exactly those of ``scores``."""
         if k <= 0 or not self.words:
             return []
+        # A passage already scored exactly is a floor for the best of all (a search restricted to
+        # some decisions asks for theirs first, then for the highest score of any passage).
+        floor = self._seen if allowed is None and k == 1 else 0.0
         cat = self.index.catalogue
         words = sorted(self.words, key=lambda w: (-w.bound, w.term))
         bounds = [w.bound for w in words]
@@ -389,10 +393,12 @@ class QueryScores:
         found: list[np.ndarray] = []  # positions with a score so far, each once
         i = 0
         while i < len(words):
+            if i and left[i] < floor - _SLACK:
+                break
             # No partial score exceeds what the words so far can add: only then can the k-th best pass left[i].
             if i and left[i] < sum(bounds[:i]) and sum(len(f) for f in found) >= k:
                 found = [np.concatenate(found)]
-                if left[i] < _kth(acc[found[0]], k) - _SLACK:
+                if left[i] < max(floor, _kth(acc[found[0]], k)) - _SLACK:
                     break  # no passage without the words so far can reach the best k
             docs, tfs = self._read(words[i], allowed)
             found.append(docs[acc[docs] == 0])  # scores are positive: 0 is a passage not seen yet
@@ -401,8 +407,8 @@ class QueryScores:
         cand = np.concatenate(found) if found else np.zeros(0, np.int64)
         partial = acc[cand]
         for j in range(i, len(words)):  # the common words: looked up for passages in contention
-            if len(cand) > k:
-                keep = partial + left[j] >= _kth(partial, k) - _SLACK
+            if len(cand) > k or floor:
+                keep = partial + left[j] >= max(floor, _kth(partial, k)) - _SLACK
                 cand, partial = cand[keep], partial[keep]
             tfs = self.counts(words[j], cand)
             partial = partial + words[j].repeats * (words[j].idf * tfs / (tfs + self.index._norm[cand]))
@@ -413,6 +419,8 @@ class QueryScores:
         keep = exact > 0
         cand, exact = cand[keep], exact[keep]
         order = np.lexsort((cand, -exact))[:k]
+        if len(order):
+            self._seen = max(self._seen, float(exact[order[0]]))
         if allowed is None:
             self._best = float(exact[order[0]]) if len(order) else 0.0
         return [(int(cand[o]), float(exact[o])) for o in order]

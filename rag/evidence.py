@@ -10,7 +10,6 @@ weighted: ``rag.ranker`` holds the fitted weights.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -208,44 +207,52 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     m[:, INDEX["decision_lexical_rank"]] = (1.0 / (1.0 + _ranks(d_lex)))[idx]
 
     # -- sections and what the question names ----------------------------------------------
+    paragraphs, sections, boilerplate_keys, tokens = cat.passage_columns(positions)
+    roles = ["summary" if p < 0 else _heading_role(sec) for p, sec in zip(paragraphs.tolist(), sections)]
+    for r in ROLES:
+        m[:, INDEX[f"role_{r}"]] = [role == r for role in roles]
+    if query.why:
+        for r in ("summary", "decision", "assessment", "complaint"):
+            m[:, INDEX[f"why_{r}"]] = m[:, INDEX[f"role_{r}"]]
+    if query.complaint:
+        m[:, INDEX["complaint_complaint"]] = m[:, INDEX["role_complaint"]]
+    if query.asks_outcome:
+        for r in ("summary", "decision", "complaint"):
+            m[:, INDEX[f"outcome_{r}"]] = m[:, INDEX[f"role_{r}"]]
+    boilerplate = cat.is_boilerplate_key(boilerplate_keys)
+    m[:, INDEX["boilerplate"]] = boilerplate & (not bool(query.law))
+    m[:, INDEX["law_boilerplate"]] = boilerplate & bool(query.law)
+    if query.law:
+        m[:, INDEX["law_powers"]] = m[:, INDEX["role_powers"]]
+    m[:, INDEX["log_tokens"]] = np.log1p(tokens)
+    if query.provision is not None:
+        m[:, INDEX["provision_match"]] = [any(provision_matches(query.provision, s) for s in cat.passages[pid].statutes)
+                                          for pid in pids]
+    # what the question names, decided once per decision
     question_tokens = set(tokenize(query.content))
-    for i, pid in enumerate(pids):
-        row = cat.passages[pid]
-        decision = cat.decisions.get(row.ref, {})
-        role = "summary" if row.paragraph == SUMMARY else _heading_role(row.section)
-        if role in ROLES:
-            m[i, INDEX[f"role_{role}"]] = 1.0
-        if query.why:
-            for r in ("summary", "decision", "assessment", "complaint"):
-                m[i, INDEX[f"why_{r}"]] = float(role == r)
-        m[i, INDEX["complaint_complaint"]] = float(query.complaint and role == "complaint")
-        if query.asks_outcome:
-            for r in ("summary", "decision", "complaint"):
-                m[i, INDEX[f"outcome_{r}"]] = float(role == r)
-        boilerplate = row.boilerplate_key in cat.boilerplate
-        m[i, INDEX["boilerplate"]] = float(boilerplate and not query.law)
-        m[i, INDEX["law_boilerplate"]] = float(boilerplate and query.law)
-        m[i, INDEX["law_powers"]] = float(role == "powers" and query.law)
+    named = np.zeros((k, len(FEATURES)), dtype=np.float64)
+    for d, number in enumerate(order.tolist()):
+        decision = cat.decisions.get(cat.reference_of(number), {})
         if query.aliases:
             has = aliases_fit(query.aliases, decision.get("aliases", ()))
-            m[i, INDEX["alias_match"]] = float(has)
-            m[i, INDEX["alias_conflict"]] = float(not has)
+            named[d, INDEX["alias_match"]] = float(has)
+            named[d, INDEX["alias_conflict"]] = float(not has)
         if query.authorities:
-            m[i, INDEX["authority_match"]] = float(decision.get("authority") in query.authorities)
+            named[d, INDEX["authority_match"]] = float(decision.get("authority") in query.authorities)
         if query.outcomes:
             same = decision.get("outcome") in query.outcomes
-            m[i, INDEX["outcome_match"]] = float(same)
-            m[i, INDEX["outcome_conflict"]] = float(not same and bool(decision.get("outcome")))
+            named[d, INDEX["outcome_match"]] = float(same)
+            named[d, INDEX["outcome_conflict"]] = float(not same and bool(decision.get("outcome")))
         words = _category_tokens(decision.get("category", ""))
         if words:
-            m[i, INDEX["category_overlap"]] = len(words & question_tokens) / len(words)
-        if query.provision is not None:
-            m[i, INDEX["provision_match"]] = float(any(provision_matches(query.provision, s) for s in row.statutes))
+            named[d, INDEX["category_overlap"]] = len(words & question_tokens) / len(words)
         if query.years:
             year = int((decision.get("decision_date") or "0")[:4] or 0)
             # Decisions come a year or two after the events they are about, so only a distant
             # year contradicts the question.
-            m[i, INDEX["year_match"]] = float(year in query.years)
-            m[i, INDEX["year_conflict"]] = float(bool(year) and min(abs(year - y) for y in query.years) > 2)
-        m[i, INDEX["log_tokens"]] = math.log1p(row.tokens)
+            named[d, INDEX["year_match"]] = float(year in query.years)
+            named[d, INDEX["year_conflict"]] = float(bool(year) and min(abs(year - y) for y in query.years) > 2)
+    for name in ("alias_match", "alias_conflict", "authority_match", "outcome_match", "outcome_conflict",
+                 "category_overlap", "year_match", "year_conflict"):
+        m[:, INDEX[name]] = named[idx, INDEX[name]]
     return Evidence(list(pids), m, dense, lexical)

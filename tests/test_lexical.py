@@ -94,3 +94,14 @@ def test_a_decision_written_again_scores_only_its_live_copy(seeds_archive, embed
         assert got == exhaustive(c, question, 50, None)
         assert all(c.live[p] for p, _ in got)
         assert c.lexical.document_frequency("strategi") == len(c.lexical.postings("strategy")[0][1])
+
+
+def test_the_best_score_after_a_restricted_search_is_still_the_best_of_all(corpus_catalogue):
+    # A restricted search's best passage is a floor the highest score of any passage starts from.
+    c = corpus_catalogue
+    upheld = cat.PassageSet(c, c.by_outcome["upheld"]).mask()
+    for question in QUESTIONS:
+        scores = c.lexical.query(question)
+        scores.top(10, ~upheld)
+        full = c.lexical.scores(question)
+        assert scores.best == (float(full.max()) if full is not None else 0.0), question
