@@ -503,7 +503,11 @@ class Catalogue:
 
     def is_boilerplate_key(self, keys: np.ndarray) -> np.ndarray:
         """Whether each stored boilerplate key is one of the archive's boilerplate openings."""
-        return np.isin(np.asarray(keys, dtype=np.uint64), self._shared_keys)
+        shared = self._shared_keys  # sorted (np.unique made it)
+        if not len(shared):
+            return np.zeros(len(keys), dtype=bool)
+        keys = np.asarray(keys, dtype=np.uint64)
+        return shared[np.searchsorted(shared, keys).clip(max=len(shared) - 1)] == keys
 
     def reference_of(self, number: int) -> str:
         """The reference of decision ``number`` (its index in ``decisions``)."""
