@@ -357,12 +357,14 @@ class Retriever:
         cat = self.catalogue
         out: list[tuple[str, float]] = []
         overflow: list[tuple[str, float]] = []
-        per: dict[str, int] = {}
-        seen_keys: set[str] = set()
-        for pid, score in ranked:
-            row = cat.passages[pid]
-            ref, key = row.ref, row.boilerplate_key
-            if key in cat.boilerplate:
+        per: dict[int, int] = {}
+        seen_keys: set[int] = set()
+        positions = np.array([cat.position(pid) for pid, _ in ranked], dtype=np.int64)
+        refs = cat.decision_numbers(positions).tolist()
+        keys = cat.passage_columns(positions)[2]
+        shared = cat.is_boilerplate_key(keys).tolist()
+        for (pid, score), ref, key, boilerplate in zip(ranked, refs, keys.tolist(), shared):
+            if boilerplate:
                 if not query.law or key in seen_keys:
                     continue
                 seen_keys.add(key)
