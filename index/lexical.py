@@ -306,6 +306,7 @@ class QueryScores:
                 self.unindexed.append(term)
         self._word = {w.term: w for w in self.words}
         self._best: float | None = None
+        self._key = " ".join(self.tokens)  # what the scores depend on
         self._seen = 0.0  # the highest exact score found so far (of any passage, allowed or not)
 
     def __bool__(self) -> bool:
@@ -363,19 +364,21 @@ class QueryScores:
         times (the archive, then the decisions it quotes), and a user asks one question with
         one filter and then another."""
         if self._best is None:
-            key = " ".join(self.tokens)
-            kept = self.index._best
-            found = kept.get(key)
+            found = self.index._best.get(self._key)
             if found is None:
-                top = self.top(1)
+                top = self.top(1)  # records it
                 found = top[0][1] if top else 0.0
             self._best = found
-            with self.index._dense_lock:
-                kept[key] = found
-                kept.move_to_end(key)
-                while len(kept) > BEST_KEPT:
-                    kept.popitem(last=False)
         return self._best
+
+    def _keep_best(self, value: float) -> None:
+        self._best = value
+        kept = self.index._best
+        with self.index._dense_lock:
+            kept[self._key] = value
+            kept.move_to_end(self._key)
+            while len(kept) > BEST_KEPT:
+                kept.popitem(last=False)
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The best ``k`` live passages (only where ``allowed``, a bool per position, if given) as
@@ -422,7 +425,7 @@ class QueryScores:
         if len(order):
             self._seen = max(self._seen, float(exact[order[0]]))
         if allowed is None:
-            self._best = float(exact[order[0]]) if len(order) else 0.0
+            self._keep_best(float(exact[order[0]]) if len(order) else 0.0)
         return [(int(cand[o]), float(exact[o])) for o in order]
 
     def _read(self, word: _Word, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
