@@ -513,11 +513,16 @@ class Store:
             )
 
     def delete_decision(self, reference: str) -> None:
+        """Remove a decision: its record is marked incomplete first, so that a delete killed
+        half-way leaves a record the next ingest repairs, never a complete one without passages."""
         ref = normalise_reference(reference)
+        slug = ref.replace(" ", "-")
+        if self.decisions_collection.get(ids=[slug], include=[])["ids"]:
+            self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING}])
         col = self._existing(PASSAGES)
         if col is not None:
             col.delete(where={"ref": ref})
-        self.decisions_collection.delete(ids=[ref.replace(" ", "-")])
+        self.decisions_collection.delete(ids=[slug])
         self._bump()
 
     def stored_decision(self, reference: str) -> Decision:

@@ -144,6 +144,41 @@ def test_prune_removes_decisions_whose_files_are_gone(seeds_archive, embedder, t
     assert {h.ref for h in archive.retriever.search("Information Commissioner data protection", k=5)} == {"24 016 809"}
 
 
+def test_a_delete_stopped_after_the_passages_went_leaves_a_record_the_next_ingest_repairs(
+        embedder, tmp_path, monkeypatch):
+    # The process dies between removing a decision's passages and its record; the file is still
+    # there. The next ingest must index it whole again, not take it for unchanged.
+    from chromadb.api.models.Collection import Collection
+
+    from index.store import PASSAGES
+
+    source = seed_files(tmp_path / "decisions")
+    archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    archive.ingest([source])
+
+    class Killed(Exception):
+        pass
+
+    delete = Collection.delete
+
+    def dies_after_passages(self, *args, **kwargs):
+        delete(self, *args, **kwargs)
+        if self.name == PASSAGES:
+            raise Killed
+
+    monkeypatch.setattr(Collection, "delete", dies_after_passages)
+    with pytest.raises(Killed):
+        archive.store.delete_decision("24 000 184")
+    monkeypatch.undo()
+    assert "24 000 184" not in Store(StoreConfig(index_dir=tmp_path / "index")).complete_records()
+
+    again = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    report = again.ingest([source])
+    assert [(r.reference, r.status) for r in report.results if r.status != UNCHANGED] == [("24 000 184", REPAIRED)]
+    assert len(passages_of_ref(again.store, "24 000 184")) == SEED_PASSAGES["24 000 184"]
+    assert_consistent(again.store)
+
+
 def test_two_files_with_one_reference_and_different_text_are_both_reported(seeds_archive, embedder, tmp_path):
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
     before = archive.store.decision("24 016 809")
