@@ -15,18 +15,18 @@ Files of a segment folder (arrays are ``.npy``, opened with ``mmap_mode="r"``):
 - ``passages.npy``: one record per passage, with named fields (``PASSAGE_DTYPE``).
 - ``statutes.npy``: statute numbers of the passages, ``statute_start``/``statute_count`` of each.
 - ``term_start.npy``, ``posting_doc.npy``, ``posting_tf.npy``: BM25 postings by term.
-- ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``;
-  a decision's windows are one run, as a search restricted to some decisions reads them.
+- ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``
+  (in segments without clusters).
 - ``window_passage.npy``: the passage of each window.
 - ``decision_vectors.npy`` (int8) and ``decision_scales.npy``: each decision's direction as a whole
   (the sum of its windows, normalised), quantised like the windows. A segment written without
   them gets them the first time it is opened (made from its windows, written beside them).
 - ``centroids.npy``, ``cluster_start.npy``, ``cluster_rows.npy``: windows grouped by nearest
-  centroid (only in segments of at least ``CLUSTER_MIN_WINDOWS`` windows), with a second copy of
-  the vectors in cluster order, so that a probed cluster is one run of memory too:
-  ``slot_vectors.npy`` and ``slot_scales.npy`` (cluster ``c``'s windows ``cluster_rows[a:b]`` are
-  its rows ``a = cluster_start[c]`` to ``b``). A segment written before the copy gets it the first
-  time it is opened.
+  centroid (only in segments of at least ``CLUSTER_MIN_WINDOWS`` windows). Such a segment keeps
+  its one copy of the vectors in cluster order instead, so that a probed cluster is one run of
+  memory: ``slot_vectors.npy`` and ``slot_scales.npy`` (cluster ``c``'s windows
+  ``cluster_rows[a:b]`` are slots ``a = cluster_start[c]`` to ``b``) and ``window_slot.npy``,
+  each window's slot. A segment written in window order is rewritten so the first time it is opened.
 """
 
 from __future__ import annotations
@@ -301,18 +301,23 @@ def write_segment(folder: Path, columns: Columns) -> None:
 
 
 def _slotted(vectors: np.ndarray, scales: np.ndarray, cluster_rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The vectors and scales in cluster order."""
-    return {"slot_vectors": np.asarray(vectors)[cluster_rows], "slot_scales": np.asarray(scales)[cluster_rows]}
+    """The vectors and scales in cluster order, and each window's slot."""
+    window_slot = np.empty(len(cluster_rows), dtype=np.int32)
+    window_slot[cluster_rows] = np.arange(len(cluster_rows), dtype=np.int32)
+    return {"slot_vectors": np.asarray(vectors)[cluster_rows], "slot_scales": np.asarray(scales)[cluster_rows],
+            "window_slot": window_slot}
 
 
 def _write_slotted(folder: Path, vectors: np.ndarray, scales: np.ndarray, cluster_rows: np.ndarray) -> None:
-    """Add the cluster-order copy to a segment written before it existed (scales first: the
-    vectors' file, written last, says both are there)."""
+    """Rewrite a clustered segment written in window order in cluster order (``window_slot.npy``,
+    written last, says the rest is there; the window-order files are removed after)."""
     arrays = _slotted(vectors, scales, cluster_rows)
-    for name in ("slot_scales", "slot_vectors"):
+    for name in ("slot_vectors", "slot_scales", "window_slot"):
         tmp = folder / f".{name}.{os.getpid()}.npy"
         np.save(tmp, arrays[name])
         os.replace(tmp, folder / f"{name}.npy")
+    for name in ("vectors", "scales"):
+        (folder / f"{name}.npy").unlink(missing_ok=True)
 
 
 def _write_decision_vectors(folder: Path, vectors: np.ndarray, scales: np.ndarray, passages: np.ndarray, n: int) -> None:
@@ -346,6 +351,7 @@ def _save(tmp: Path, c: Columns) -> None:
         arrays.update(centroids=centroids, cluster_rows=cluster_rows,
                       cluster_start=np.concatenate(([0], np.cumsum(np.bincount(nearest, minlength=len(centroids))))))
         arrays.update(_slotted(c.vectors, c.scales, cluster_rows))
+        del arrays["vectors"], arrays["scales"]
     for name, array in arrays.items():
         np.save(tmp / f"{name}.npy", array)
     (tmp / "decisions.json").write_text(json.dumps(c.decisions, ensure_ascii=False))
@@ -391,7 +397,7 @@ class Segment:
     term_start: np.ndarray
     posting_doc: np.ndarray
     posting_tf: np.ndarray
-    vectors: np.ndarray  # int8, in window order
+    vectors: np.ndarray  # int8, in slot order (cluster order; window order when not clustered)
     scales: np.ndarray
     window_passage: np.ndarray
     centroids: np.ndarray | None = None
@@ -399,8 +405,7 @@ class Segment:
     cluster_rows: np.ndarray | None = None
     decision_vectors: np.ndarray | None = None
     decision_scales: np.ndarray | None = None
-    slot_vectors: np.ndarray | None = None  # the same, in cluster order
-    slot_scales: np.ndarray | None = None
+    window_slot: np.ndarray | None = None  # each window's row in ``vectors`` (None: the same row)
 
     @classmethod
     def open(cls, folder: Path) -> "Segment":
@@ -412,16 +417,20 @@ class Segment:
             # a plain ndarray view of the mapping: numpy's memmap subclass costs per indexing
             return np.asarray(np.load(path, mmap_mode="r")) if path.exists() else None
 
-        if (folder / "cluster_rows.npy").exists() and not (folder / "slot_vectors.npy").exists():
+        if (folder / "cluster_rows.npy").exists() and not (folder / "window_slot.npy").exists():
             _write_slotted(folder, array("vectors"), array("scales"), array("cluster_rows"))
+        slotted = (folder / "window_slot.npy").exists()
+        vectors, scales = (array("slot_vectors"), array("slot_scales")) if slotted else (array("vectors"), array("scales"))
+        window_slot = array("window_slot") if slotted else None
         if not (folder / "decision_vectors.npy").exists():
-            _write_decision_vectors(folder, array("vectors"), array("scales"), array("passages"), len(decisions))
+            v, sc = (vectors[window_slot], scales[window_slot]) if slotted else (vectors, scales)
+            _write_decision_vectors(folder, v, sc, array("passages"), len(decisions))
         return cls(folder, decisions, strings["sections"], strings["subsections"],
                    strings["statutes"], {t: i for i, t in enumerate(strings["terms"])}, array("passages"),
                    array("statutes"), array("term_start"), array("posting_doc"), array("posting_tf"),
-                   array("vectors"), array("scales"), array("window_passage"), array("centroids"),
+                   vectors, scales, array("window_passage"), array("centroids"),
                    array("cluster_start"), array("cluster_rows"), array("decision_vectors"),
-                   array("decision_scales"), array("slot_vectors"), array("slot_scales"))
+                   array("decision_scales"), window_slot)
 
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]
@@ -444,7 +453,9 @@ class Segment:
 
     def window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """int8 vectors and scales of local window ``rows``."""
-        return np.asarray(self.vectors[rows]), np.asarray(self.scales[rows])
+        rows = np.asarray(rows, dtype=np.int64)
+        slots = rows if self.window_slot is None else self.window_slot[rows]
+        return np.asarray(self.vectors[slots]), np.asarray(self.scales[slots])
 
     def window_vectors(self, rows: np.ndarray) -> np.ndarray:
         """float32 vectors of local window ``rows``."""
@@ -455,7 +466,8 @@ class Segment:
         """Cosine of local window ``rows`` with ``vector`` (float32, unit length). The int8 rows
         are multiplied as they are and scaled after: converting them to float32 first costs
         several times the product."""
-        return np.einsum("ij,j->i", self.vectors[rows], vector) * self.scales[rows]
+        slots = rows if self.window_slot is None else self.window_slot[rows]
+        return np.einsum("ij,j->i", self.vectors[slots], vector) * self.scales[slots]
 
     def probe(self, vector: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
         """Local window rows worth scoring for ``vector`` and their cosines: all of a small segment,
@@ -465,6 +477,6 @@ class Segment:
             return rows, self.similarities(rows, vector)
         near = np.sort(np.argpartition(-(self.centroids @ vector), min(probes, len(self.centroids)) - 1)[:probes])
         bounds = [(int(self.cluster_start[c]), int(self.cluster_start[c + 1])) for c in near]
-        sims = [np.einsum("ij,j->i", self.slot_vectors[a:b], vector) * self.slot_scales[a:b] for a, b in bounds]
+        sims = [np.einsum("ij,j->i", self.vectors[a:b], vector) * self.scales[a:b] for a, b in bounds]
         rows = [self.cluster_rows[a:b] for a, b in bounds]
         return np.concatenate(rows).astype(np.int64), np.concatenate(sims)

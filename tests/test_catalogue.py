@@ -200,13 +200,13 @@ def test_a_clustered_segment_reads_clusters_in_runs_and_probing_every_cluster_fi
     seg = clustered.segments[0]
     folder = seg.folder
     assert len(seg.centroids) == len(flat.vectors) // 20
-    assert (folder / "slot_vectors.npy").exists() and (folder / "vectors.npy").exists()
+    assert (folder / "slot_vectors.npy").exists() and not (folder / "vectors.npy").exists()  # one copy
     pids = list(flat.passages)
     by_pid = [r for pid in pids for r in clustered.rows[pid]]
     assert np.allclose(clustered.vectors[by_pid], flat.vectors[[r for pid in pids for r in flat.rows[pid]]], atol=1e-6)
     a, b = int(seg.cluster_start[3]), int(seg.cluster_start[4])
     assert np.array_equal(clustered.vectors[seg.cluster_rows[a:b]], seg.window_vectors(seg.cluster_rows[a:b]))
-    assert np.array_equal(seg.slot_vectors[a:b], seg.vectors[seg.cluster_rows[a:b]])  # a cluster is one run
+    assert np.array_equal(seg.vectors[a:b], seg.window_rows(seg.cluster_rows[a:b])[0])  # a cluster is one run
 
     def named(c, hits):
         return [(c.pid_at(p), round(s, 5)) for p, s in hits]
@@ -218,11 +218,15 @@ def test_a_clustered_segment_reads_clusters_in_runs_and_probing_every_cluster_fi
     assert named(clustered, clustered.exact_nearest(vector, everything, 20)) == exact
     assert len(clustered.nearest(vector, 20, probes=2)) == 20  # fewer probes: still a full list
 
-    # A segment written before the cluster-order copy and the decision vectors gets them when first opened.
-    for name in ("slot_vectors", "slot_scales", "decision_vectors", "decision_scales"):
+    # A segment written in window order, without decision vectors, is rewritten when first opened.
+    window_order = seg.window_rows(np.arange(seg.windows))
+    np.save(folder / "vectors.npy", window_order[0])
+    np.save(folder / "scales.npy", window_order[1])
+    for name in ("slot_vectors", "slot_scales", "window_slot", "decision_vectors", "decision_scales"):
         (folder / f"{name}.npy").unlink()
     upgraded = cat.Catalogue.load(store)
-    assert (folder / "slot_vectors.npy").exists() and (folder / "decision_vectors.npy").exists()
+    assert (folder / "window_slot.npy").exists() and not (folder / "vectors.npy").exists()
+    assert (folder / "decision_vectors.npy").exists()
     assert named(upgraded, upgraded.nearest(vector, 20, probes=len(seg.centroids))) == exact
     numbers = np.arange(len(upgraded.decisions))
     assert np.array_equal(upgraded.decision_cosines(numbers, vector), clustered.decision_cosines(numbers, vector))
