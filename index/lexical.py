@@ -430,6 +430,9 @@ class QueryScores:
 
     def _read(self, word: _Word, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """All of ``word``'s live (and allowed) postings: positions and counts."""
+        if len(word.slices) == 1 and allowed is None and word.slices[0][0] == 0 and self.index._all_live[0]:
+            _, _, d, tf = word.slices[0]  # one segment, nothing dead: the postings as they are kept
+            return d, tf.astype(np.float32)
         docs, tfs = [], []
         for first, _, d, tf in word.slices:
             docs.append(np.asarray(d, dtype=np.int64) + first)
