@@ -144,7 +144,7 @@ def additions(args) -> None:
         runs: dict[int, list[dict]] = {size: [] for size in sizes}
         for r in range(args.rounds):
             for size in sizes:
-                folder = root / f"copy-{size}"
+                folder = root / f"copy-{size}-{r}"  # a new path: Chroma keeps a client per path in a process
                 print(f"  round {r + 1}: copying the index of {size:,} paragraphs", flush=True)
                 shutil.copytree(keep / f"index-{size}", folder)
                 archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)

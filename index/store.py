@@ -35,19 +35,26 @@ from index.passage import SUMMARY, Passage, aliases_in, passage_context, passage
 
 log = logging.getLogger(__name__)
 
-PASSAGES = "ombudsman-passages"
+PASSAGES = "ombudsman-passages"  # the first collection of window vectors; later ones add "-1", "-2" ...
+# Window vectors per collection: Chroma loads a collection's whole HNSW graph into memory before
+# the first write to it in a process (10.7 s and 3 GB for 1.5 million windows), so new windows go
+# to a collection of at most this many and an ingest loads only that one's graph. Reads and
+# deletes look in every collection (a delete only in those holding the decision: deleting, even
+# nothing, loads the graph too). `python -m eval.bench_ingest --additions` measures the effect.
+SHARD_WINDOWS = 200_000
 DECISIONS = "ombudsman-decisions"
 # Version of the record layout; an index written with another layout is refused with a message to
 # rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
 # the decision's JSON as the record's document, and each window's number in its metadata).
 SCHEMA = "3"
 # Chroma keeps the vectors in an HNSW graph, which the app never searches: dense search reads the
-# catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a small
+# catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a short
 # candidate list, which matters because Chroma builds it on the cores the encoder needs during
-# ingest. Chroma's defaults (100 and 16) cost 0.50 to 0.59 ms of CPU a vector to store, these 0.15 to
-# 0.19 ms (8,400 unit vectors added 1,024 at a time, two rounds); ingest rates before and after are
-# in README from `python -m eval.bench_ingest`. A client that queries Chroma directly still gets
-# answers (``ef_search`` stays high), from a sparser graph.
+# ingest: adding unit vectors 1,024 at a time cost 0.50 to 0.59 ms of CPU a vector with Chroma's
+# defaults (100 candidates, 16 links) and 0.15 to 0.19 ms with these. With this, ingest went from
+# 0.77 to 0.84 of the encoder's rate alone (`python -m eval.bench_ingest --encoder onnx-int8
+# --repeat 5`, results in eval/results/). A client querying Chroma directly still gets answers
+# (``ef_search`` stays high), from a sparser graph.
 GRAPH = {"space": "cosine", "ef_search": 200, "ef_construction": 10, "max_neighbors": 8}
 WRITING, DONE = "writing", "done"
 
@@ -252,6 +259,42 @@ class Store:
         """Whether anything has been indexed here."""
         return self._existing(PASSAGES) is not None
 
+    def _shard_names(self) -> list[str]:
+        """The names of the collections of window vectors, first to last."""
+        if self._existing(PASSAGES) is None:
+            return []
+        found = [PASSAGES]
+        while self._existing(f"{PASSAGES}-{len(found)}") is not None:
+            found.append(f"{PASSAGES}-{len(found)}")
+        return found
+
+    def _shards(self) -> list:
+        """The collections of window vectors, first to last (none before the first ingest); the
+        first is checked as ``passages_collection`` checks it."""
+        names = self._shard_names()
+        if not names:
+            return []
+        return [self.passages_collection()] + [self.client.get_collection(n, embedding_function=None) for n in names[1:]]
+
+    def _write_shard(self, label: str, adding: int):
+        """The collection new windows go to: the last, or a new one when it would pass ``SHARD_WINDOWS``."""
+        shards = self._shards() or [self.passages_collection(label)]
+        last = shards[-1]
+        if last.count() and last.count() + adding > SHARD_WINDOWS:
+            first = shards[0]
+            last = self.client.get_or_create_collection(
+                f"{PASSAGES}-{len(shards)}", embedding_function=None, configuration={"hnsw": GRAPH},
+                metadata=dict(first.metadata or {}),
+            )
+        return last
+
+    def _delete_windows(self, refs: list[str]) -> None:
+        """Remove the window vectors of decisions ``refs`` from whichever collections hold them."""
+        for col in self._shards():
+            ids = [rid for got in self._pages(col, where={"ref": {"$in": refs}}, include=[]) for rid in got["ids"]]
+            for k in range(0, len(ids), self.max_batch):
+                col.delete(ids=ids[k: k + self.max_batch])
+
     def has_decisions(self) -> bool:
         """Whether any decision record is stored: a count, not the records (reading every record
         of a whole archive takes seconds on a server)."""
@@ -419,8 +462,9 @@ class Store:
         """The vector records themselves (all, or one decision's): record id -> its metadata."""
         where = None if ref is None else {"ref": normalise_reference(ref)}
         out: dict[str, dict[str, Any]] = {}
-        for got in self._pages(self.passages_collection(), where=where, include=["metadatas"]):
-            out.update(zip(got["ids"], got["metadatas"]))
+        for col in self._shards() or [self.passages_collection()]:
+            for got in self._pages(col, where=where, include=["metadatas"]):
+                out.update(zip(got["ids"], got["metadatas"]))
         return out
 
     def vectors_of(self, hashes: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
@@ -430,11 +474,11 @@ class Store:
         if not refs:
             return {}
         out: dict[str, dict[str, np.ndarray]] = {}
-        pages = self._pages(self.passages_collection(), where={"ref": {"$in": refs}}, include=["metadatas", "embeddings"])
-        for got in pages:
-            for rid, md, vector in zip(got["ids"], got["metadatas"], got["embeddings"]):
-                if md.get("decision_hash") == hashes.get(md["ref"]):
-                    out.setdefault(md["ref"], {})[rid] = np.asarray(vector, dtype=np.float32)
+        for col in self._shards() or [self.passages_collection()]:
+            for got in self._pages(col, where={"ref": {"$in": refs}}, include=["metadatas", "embeddings"]):
+                for rid, md, vector in zip(got["ids"], got["metadatas"], got["embeddings"]):
+                    if md.get("decision_hash") == hashes.get(md["ref"]):
+                        out.setdefault(md["ref"], {})[rid] = np.asarray(vector, dtype=np.float32)
         return out
 
     def counts(self) -> tuple[int, int]:
@@ -480,7 +524,7 @@ class Store:
         and a crash leaves records that say they are incomplete. ``replacing`` names the references
         that may have passages already (the rest are new and need no delete).
         """
-        col = self.passages_collection(label)
+        self.passages_collection(label)
         ids, mds, vecs = [], [], []
         for w in batch:
             n_windows = sum(len(ws) for ws in w.windows)
@@ -495,8 +539,9 @@ class Store:
         self._mark(counts, WRITING)
         old = [w.decision.reference for w in batch if w.decision.reference in replacing]
         if old:
-            col.delete(where={"ref": {"$in": old}})
+            self._delete_windows(old)
         vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
+        col = self._write_shard(label, len(ids))
         for k in range(0, len(ids), self.max_batch):
             m = k + self.max_batch
             col.add(ids=ids[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
@@ -519,9 +564,7 @@ class Store:
         slug = ref.replace(" ", "-")
         if self.decisions_collection.get(ids=[slug], include=[])["ids"]:
             self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING}])
-        col = self._existing(PASSAGES)
-        if col is not None:
-            col.delete(where={"ref": ref})
+        self._delete_windows([ref])
         self.decisions_collection.delete(ids=[slug])
         self._bump()
 
@@ -535,7 +578,7 @@ class Store:
 
     def drop(self) -> None:
         """Delete both collections (``ingest --rebuild``)."""
-        for name in (PASSAGES, DECISIONS):
+        for name in self._shard_names() + [DECISIONS]:
             if self._existing(name) is not None:
                 self.client.delete_collection(name)
         self._passages = self._decisions = None

@@ -439,3 +439,36 @@ def test_ingest_killed_midway_leaves_no_half_indexed_decision(seeds_archive, emb
     assert hits[0].text.endswith("I consider the Authority’s response to be sufficient.")
     again = archive.ingest([source])
     assert again.count(UNCHANGED) == 68 and again.embedded_passages == 0 and not again.failed
+
+
+def test_window_vectors_spread_over_collections_are_read_replaced_and_pruned_in_all(embedder, tmp_path, monkeypatch):
+    # New windows go to a collection of bounded size (so an ingest loads a small graph); reads,
+    # replacements and prunes find a decision's windows whichever collection holds them.
+    import index.store as store_module
+
+    monkeypatch.setattr(store_module, "SHARD_WINDOWS", 20)
+    source = seed_files(tmp_path / "decisions")
+    archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    (source / "24-000-184.txt").rename(tmp_path / "later.txt")
+    archive.ingest([source])  # 24 016 809: 19 windows, the first collection
+    (tmp_path / "later.txt").rename(source / "24-000-184.txt")
+    archive.ingest([source])  # 24 000 184: 14 more would pass 20, so a second collection
+    store = archive.store
+    assert store._shard_names() == [store_module.PASSAGES, f"{store_module.PASSAGES}-1"]
+    assert [c.count() for c in store._shards()] == [19, 14]
+    assert_consistent(store)
+
+    text = (source / "24-016-809.txt").read_text(encoding="utf-8")
+    (source / "24-016-809.txt").write_text(text.replace("strategy meeting", "strategy discussion", 1), encoding="utf-8")
+    report = archive.ingest([source])
+    assert [(r.reference, r.status) for r in report.results if r.status != UNCHANGED] == [("24 016 809", REPLACED)]
+    assert [c.count() for c in store._shards()] == [0, 14, 19]  # gone from the first, written to a third
+    assert len(passages_of_ref(store, "24 016 809")) == SEED_PASSAGES["24 016 809"]
+    assert_consistent(store)
+    assert archive.retriever.search("strategy discussion", k=1)[0].ref == "24 016 809"
+
+    (source / "24-000-184.txt").unlink()
+    archive.ingest([source], prune=True)
+    assert [c.count() for c in store._shards()] == [0, 0, 19]
+    assert set(store.complete_records()) == {"24 016 809"}
+    assert_consistent(store)
