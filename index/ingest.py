@@ -385,6 +385,8 @@ def ingest(
         store.drop()
         catalogue.clear(store)
     store.passages_collection(label)  # creates the collection or refuses a model mismatch
+    in_step = catalogue.in_step(store)  # the catalogue holds what the store holds, as of now
+    store.watch()
     files, failures = collect_files(paths)
     report.results.extend(failures)
 
@@ -422,7 +424,13 @@ def ingest(
                 store.delete_decision(ref)
                 report.results.append(FileResult(rec.source, REMOVED, ref, "its file is gone"))
 
-    report.lexical_rebuilt = refresh(store) or report.lexical_rebuilt
+    # The catalogue got a segment for every decision this run wrote: when it was in step before and
+    # nobody else wrote since, it is in step now, without reading every record of the store.
+    ours = store.only_ours() if in_step else None
+    if ours is not None and not prune:
+        catalogue.mark_in_step(store, ours)
+    else:
+        report.lexical_rebuilt = refresh(store) or report.lexical_rebuilt
     catalogue.compact_if_mostly_new(store, writer.segment_passages)
     report.seconds = time.perf_counter() - start
     log.info("ingest: %s", report.summary())

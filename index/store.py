@@ -186,6 +186,9 @@ class Store:
         self._client = None
         self._passages = None
         self._decisions = None
+        # What this Store saw of the generation: ``watch`` sets the one to expect, each write of
+        # ours moves it on, and a generation we did not set clears it (see ``only_ours``).
+        self._expected: str | None = None
 
     # -- connection -------------------------------------------------------------------------
 
@@ -245,7 +248,22 @@ class Store:
         return str((col.metadata or {}).get("generation", "")) if col is not None else ""
 
     def _bump(self) -> None:
-        self.decisions_collection.modify(metadata={"schema": SCHEMA, "generation": uuid.uuid4().hex})
+        before = self.generation()
+        token = uuid.uuid4().hex
+        self.decisions_collection.modify(metadata={"schema": SCHEMA, "generation": token})
+        if self._expected is not None:
+            # Another writer's change shows as a generation we did not set, before or after ours.
+            self._expected = token if before == self._expected and self.generation() == token else None
+
+    def watch(self) -> None:
+        """Start noting whether anyone but this Store writes: from the generation there is now."""
+        self._expected = self.generation()
+
+    def only_ours(self) -> str | None:
+        """The store's generation if every write since ``watch`` was this Store's (so what it
+        wrote is all that changed), else None."""
+        current = self.generation()
+        return current if self._expected is not None and current == self._expected else None
 
     def _existing(self, name: str):
         try:
@@ -567,6 +585,7 @@ class Store:
         self._delete_windows([ref])
         self.decisions_collection.delete(ids=[slug])
         self._bump()
+        self._expected = None  # a removal is not in the catalogue's new segments: ``only_ours`` says no
 
     def stored_decision(self, reference: str) -> Decision:
         """A decision's stored JSON even when its record is incomplete (for repairs)."""

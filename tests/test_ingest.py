@@ -472,3 +472,51 @@ def test_window_vectors_spread_over_collections_are_read_replaced_and_pruned_in_
     assert [c.count() for c in store._shards()] == [0, 0, 19]
     assert set(store.complete_records()) == {"24 016 809"}
     assert_consistent(store)
+
+
+def test_an_ingest_into_a_catalogue_in_step_reads_no_records_but_its_own(seeds_archive, embedder, tmp_path, monkeypatch):
+    # The catalogue was in step with the store and nobody else wrote: the ingest's own segments
+    # bring it in step again, without reading every record (each holds a decision's JSON).
+    from index import catalogue
+
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    assert catalogue.in_step(archive.store)
+    files = tmp_path / "files"
+    files.mkdir()
+    shutil.copy(DATA / "decision.txt", files)  # a decision the seeds index does not have
+    every_record = Store.records
+
+    def records(self, refs=None):
+        assert refs is not None, "read every record"
+        return every_record(self, refs)
+
+    monkeypatch.setattr(Store, "records", records)
+    report = archive.ingest([files])
+    assert report.count(ADDED) == 1 and not report.failed
+    monkeypatch.undo()
+    assert catalogue.in_step(archive.store)
+    assert set(catalogue.Catalogue.load(archive.store).decisions) == set(archive.store.complete_records())
+
+
+def test_a_store_knows_whether_only_its_own_writes_changed_the_generation(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    ours, theirs = Store(archive.store_config), Store(archive.store_config)
+
+    def write(store: Store) -> None:
+        store.move_source("24 000 184", "elsewhere.txt")  # no new generation: not a change of content
+        store._bump()  # what every write and delete ends with
+
+    ours.watch()
+    write(ours)
+    assert ours.only_ours() == ours.generation()
+    ours.watch()
+    write(theirs)
+    write(ours)
+    assert ours.only_ours() is None  # another writer came first
+    ours.watch()
+    write(ours)
+    write(theirs)
+    assert ours.only_ours() is None  # ... or after
+    ours.watch()
+    ours.delete_decision("24 000 184")
+    assert ours.only_ours() is None  # a removal: the catalogue has to be reconciled
