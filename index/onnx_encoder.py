@@ -293,6 +293,11 @@ def _pooling_mode(model_dir: Path) -> str:
     return modes[0]
 
 
+# Texts whose word pieces an encoder keeps between counting and embedding them (ingest prepares
+# up to 1,024 decisions ahead of the encoder, a few tens of thousands of passages): memory only.
+PIECES_KEPT = 65_536
+
+
 class OnnxEmbedder(Embedder):
     """all-MiniLM-L6-v2 on onnxruntime (fp32 or int8), pooled and normalised like the torch model."""
 
@@ -314,14 +319,39 @@ class OnnxEmbedder(Embedder):
         self._tokenizer_lock = threading.Lock()
         with self._tokenizer_lock:
             self._pad_id = int(self.tokenizer.pad_token_id or 0)
+            self._cls, self._sep = self.tokenizer(" ", add_special_tokens=True)["input_ids"]  # "[CLS] [SEP]"
+        self._pieces: dict[str, list[int]] = {}  # word pieces counted for windows, until embedded
+
+    def count_model_tokens_many(self, texts: list[str]) -> list[int]:
+        """As the base class does, keeping each text's word pieces for ``_tokenise``: ingest counts
+        a passage's pieces to cut it into windows, then embeds the same text, and tokenising it
+        once instead of twice gives the encoder back about 1% of the cores."""
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            got = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+            for text, ids in zip(texts, got):
+                self._pieces[text] = ids
+            while len(self._pieces) > PIECES_KEPT:
+                self._pieces.pop(next(iter(self._pieces)))
+        return [len(ids) for ids in got]
 
     def _tokenise(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        ids: list[list[int] | None] = [None] * len(texts)
         with self._tokenizer_lock:
-            enc = self.tokenizer(
-                texts, truncation=True, max_length=self.max_tokens, padding=False,
-                return_attention_mask=False, return_token_type_ids=True,
-            )
-        return enc["input_ids"], enc["token_type_ids"]
+            for i, text in enumerate(texts):
+                pieces = self._pieces.pop(text, None)
+                if pieces is not None and len(pieces) <= self.max_tokens - 2:  # what truncation would keep
+                    ids[i] = [self._cls, *pieces, self._sep]
+            rest = [i for i, found in enumerate(ids) if found is None]
+            if rest:
+                enc = self.tokenizer(
+                    [texts[i] for i in rest], truncation=True, max_length=self.max_tokens, padding=False,
+                    return_attention_mask=False, return_token_type_ids=True,
+                )
+                for i, got in zip(rest, enc["input_ids"]):
+                    ids[i] = got
+        return ids, [[0] * len(x) for x in ids]
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Batches of similar length (little work wasted on padding) run on one-thread sessions

@@ -255,6 +255,25 @@ def test_vectors_are_unit_length_float32_rows_in_input_order(exported, seed_para
     assert exported.fp32.embed([]).shape == (0, 384)
 
 
+def test_pieces_counted_for_windows_are_embedded_as_the_tokenizer_would_make_them(exported, seed_paragraphs):
+    # Ingest counts a text's word pieces to cut windows, then embeds it: the pieces kept from the
+    # count give the same model input, and the same vectors, as tokenising it again.
+    encoder = exported.fp32
+    long_text = "The Council failed to review the care plan. " * 80  # past the window: truncated
+    texts = [*seed_paragraphs[:6], "Refund", "", long_text]
+    with encoder._tokenizer_lock:
+        direct = encoder.tokenizer(texts, truncation=True, max_length=encoder.max_tokens, padding=False,
+                                   return_attention_mask=False, return_token_type_ids=True)
+    fresh = encoder.embed(texts)
+    encoder.count_model_tokens_many(texts)
+    assert set(texts) <= set(encoder._pieces)
+    ids, types = encoder._tokenise(texts)
+    assert ids == direct["input_ids"] and types == direct["token_type_ids"]
+    assert not set(texts) & set(encoder._pieces)  # used once, then let go
+    encoder.count_model_tokens_many(texts)
+    assert np.array_equal(encoder.embed(texts), fresh)
+
+
 def test_the_window_and_size_come_from_the_models_configuration(exported):
     assert exported.fp32.max_tokens == 256
     assert exported.fp32.dimension == 384
