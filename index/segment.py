@@ -70,6 +70,10 @@ KMEANS_SAMPLE = 60_000
 KMEANS_ROUNDS = 8
 
 
+class CatalogueFileError(RuntimeError):
+    """A segment's files are not all there; the message names the segment and what to do."""
+
+
 @dataclass
 class Part:
     """One decision's share of a segment, before it is written."""
@@ -418,7 +422,15 @@ class Segment:
             return np.asarray(np.load(path, mmap_mode="r")) if path.exists() else None
 
         if (folder / "cluster_rows.npy").exists() and not (folder / "window_slot.npy").exists():
-            _write_slotted(folder, array("vectors"), array("scales"), array("cluster_rows"))
+            try:
+                old = array("vectors"), array("scales"), array("cluster_rows")
+            except FileNotFoundError:
+                old = None, None, None
+            if old[0] is not None:
+                _write_slotted(folder, *old)
+            elif not (folder / "window_slot.npy").exists():  # else another process rewrote it meanwhile
+                raise CatalogueFileError(f"{folder}: a clustered segment without its vectors; "
+                                         "`ombudsman ingest --rebuild PATH...` writes the index again")
         slotted = (folder / "window_slot.npy").exists()
         vectors, scales = (array("slot_vectors"), array("slot_scales")) if slotted else (array("vectors"), array("scales"))
         window_slot = array("window_slot") if slotted else None
