@@ -235,19 +235,21 @@ def _parts_from_store(store: Store, refs: list[str], records: dict[str, Decision
     return out
 
 
-def in_step(store: Store) -> bool:
-    """Whether the saved catalogue was reconciled with the store's current generation."""
+def in_step(store: Store, generation: str) -> bool:
+    """Whether the saved catalogue was reconciled with the store at ``generation``."""
     manifest = _read_manifest(store.catalogue_dir)
-    generation = store.generation()
     return bool(manifest and generation and manifest.get("store_generation") == generation)
 
 
 def mark_in_step(store: Store, generation: str) -> None:
     """Record that the catalogue holds what the store holds at ``generation`` (an ingest that
-    added a segment for everything it wrote, and saw no other writer, says so)."""
+    added a segment for everything it wrote, and saw no other writer, says so). Nothing is
+    written when the manifest says so already: a rewritten manifest makes serving processes
+    reload the catalogue."""
     with _locked(store.catalogue_dir) as manifest:
-        manifest["store_generation"] = generation
-        _write_manifest(store.catalogue_dir, manifest)
+        if manifest.get("store_generation") != generation:
+            manifest["store_generation"] = generation
+            _write_manifest(store.catalogue_dir, manifest)
 
 
 def refresh(store: Store, force: bool = False) -> bool:

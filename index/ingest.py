@@ -385,8 +385,9 @@ def ingest(
         store.drop()
         catalogue.clear(store)
     store.passages_collection(label)  # creates the collection or refuses a model mismatch
-    in_step = catalogue.in_step(store)  # the catalogue holds what the store holds, as of now
-    store.watch()
+    generation = store.generation()
+    in_step = catalogue.in_step(store, generation)  # the catalogue holds what the store holds, as of now
+    store.watch(generation)
     files, failures = collect_files(paths)
     report.results.extend(failures)
 

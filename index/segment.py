@@ -426,7 +426,7 @@ class Segment:
                 old = array("vectors"), array("scales"), array("cluster_rows")
             except FileNotFoundError:
                 old = None, None, None
-            if old[0] is not None:
+            if all(a is not None for a in old):
                 _write_slotted(folder, *old)
             elif not (folder / "window_slot.npy").exists():  # else another process rewrote it meanwhile
                 raise CatalogueFileError(f"{folder}: a clustered segment without its vectors; "

@@ -255,9 +255,9 @@ class Store:
             # Another writer's change shows as a generation we did not set, before or after ours.
             self._expected = token if before == self._expected and self.generation() == token else None
 
-    def watch(self) -> None:
-        """Start noting whether anyone but this Store writes: from the generation there is now."""
-        self._expected = self.generation()
+    def watch(self, generation: str) -> None:
+        """Start noting whether anyone but this Store writes, from ``generation`` (read by the caller)."""
+        self._expected = generation
 
     def only_ours(self) -> str | None:
         """The store's generation if every write since ``watch`` was this Store's (so what it
@@ -555,6 +555,7 @@ class Store:
             vecs.append(np.asarray(w.vectors, dtype=np.float32))
         counts = [(w.decision, len(w.passages)) for w in batch]
         self._mark(counts, WRITING)
+        self._bump()  # a write begun changes the generation too: one killed before its end is reconciled
         old = [w.decision.reference for w in batch if w.decision.reference in replacing]
         if old:
             self._delete_windows(old)
@@ -582,6 +583,7 @@ class Store:
         slug = ref.replace(" ", "-")
         if self.decisions_collection.get(ids=[slug], include=[])["ids"]:
             self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING}])
+            self._bump()
         self._delete_windows([ref])
         self.decisions_collection.delete(ids=[slug])
         self._bump()
@@ -597,7 +599,8 @@ class Store:
 
     def drop(self) -> None:
         """Delete both collections (``ingest --rebuild``)."""
-        for name in self._shard_names() + [DECISIONS]:
+        # The last collections first: the later ones are found from the first.
+        for name in [*reversed(self._shard_names()), DECISIONS]:
             if self._existing(name) is not None:
                 self.client.delete_collection(name)
         self._passages = self._decisions = None

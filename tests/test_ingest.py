@@ -480,7 +480,7 @@ def test_an_ingest_into_a_catalogue_in_step_reads_no_records_but_its_own(seeds_a
     from index import catalogue
 
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
-    assert catalogue.in_step(archive.store)
+    assert catalogue.in_step(archive.store, archive.store.generation())
     files = tmp_path / "files"
     files.mkdir()
     shutil.copy(DATA / "decision.txt", files)  # a decision the seeds index does not have
@@ -494,7 +494,7 @@ def test_an_ingest_into_a_catalogue_in_step_reads_no_records_but_its_own(seeds_a
     report = archive.ingest([files])
     assert report.count(ADDED) == 1 and not report.failed
     monkeypatch.undo()
-    assert catalogue.in_step(archive.store)
+    assert catalogue.in_step(archive.store, archive.store.generation())
     assert set(catalogue.Catalogue.load(archive.store).decisions) == set(archive.store.complete_records())
 
 
@@ -506,17 +506,61 @@ def test_a_store_knows_whether_only_its_own_writes_changed_the_generation(seeds_
         store.move_source("24 000 184", "elsewhere.txt")  # no new generation: not a change of content
         store._bump()  # what every write and delete ends with
 
-    ours.watch()
+    ours.watch(ours.generation())
     write(ours)
     assert ours.only_ours() == ours.generation()
-    ours.watch()
+    ours.watch(ours.generation())
     write(theirs)
     write(ours)
     assert ours.only_ours() is None  # another writer came first
-    ours.watch()
+    ours.watch(ours.generation())
     write(ours)
     write(theirs)
     assert ours.only_ours() is None  # ... or after
-    ours.watch()
+    ours.watch(ours.generation())
     ours.delete_decision("24 000 184")
     assert ours.only_ours() is None  # a removal: the catalogue has to be reconciled
+
+
+def test_a_write_killed_before_its_last_generation_change_is_still_reconciled(embedder, tmp_path, monkeypatch):
+    # The records say "done" but the catalogue never got the segment: the generation changed when
+    # the write began, so the next ingest does not take the catalogue for in step.
+    from index import catalogue
+
+    source = seed_files(tmp_path / "decisions")
+    (source / "24-000-184.txt").rename(tmp_path / "later.txt")
+    archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    archive.ingest([source])
+    (tmp_path / "later.txt").rename(source / "24-000-184.txt")
+
+    class Killed(Exception):
+        pass
+
+    bumps = []
+    bump = Store._bump
+
+    def dies_at_the_last(self):
+        bumps.append(1)
+        if len(bumps) == 2:  # the one after "done"
+            raise Killed
+        bump(self)
+
+    monkeypatch.setattr(Store, "_bump", dies_at_the_last)
+    with pytest.raises(Killed):
+        Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder).ingest([source])
+    monkeypatch.undo()
+    store = Store(StoreConfig(index_dir=tmp_path / "index"))
+    assert "24 000 184" in store.complete_records()
+    assert "24 000 184" not in catalogue.Catalogue(store.catalogue_dir, json_manifest(store)).decisions
+
+    again = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder)
+    report = again.ingest([source])
+    assert report.embedded_passages == 0  # both unchanged in the store ...
+    assert set(catalogue.Catalogue.load(again.store).decisions) == {"24 016 809", "24 000 184"}  # ... and both searchable
+    assert catalogue.in_step(again.store, again.store.generation())
+
+
+def json_manifest(store: Store) -> dict:
+    import json
+
+    return json.loads((store.catalogue_dir / "manifest.json").read_text())
