@@ -41,7 +41,7 @@ from index.store import DecisionRecord, Store, window_id
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Catalogue", "PassageRow", "PassageSet", "refresh", "add_parts", "parts_of_writes", "CATALOGUE_VERSION"]
+__all__ = ["Catalogue", "PassageRow", "PassageSet", "WindowBlock", "refresh", "add_parts", "parts_of_writes", "CATALOGUE_VERSION"]
 
 CATALOGUE_VERSION = "8"  # bumped when the manifest's or a segment's layout, or the lexical tokens, change
 # A paragraph whose opening words (``boilerplate_key``) appear in at least this many decisions is
@@ -666,6 +666,43 @@ class Catalogue:
         return [(int(positions[j]), float(best[j])) for j in order]
 
 
+class WindowBlock:
+    """The window vectors of some passages gathered into one array, for scoring them all exactly
+    again and again (a filter a user keeps for several questions): a read of one run of memory
+    instead of windows scattered through a segment's cluster order."""
+
+    def __init__(self, cat: Catalogue, positions: np.ndarray) -> None:
+        positions = np.asarray(positions, dtype=np.int64)
+        self.positions = positions[cat.live[positions]] if len(positions) else positions
+        first, counts = cat.window_spans(self.positions)
+        rows = spans(first, counts)
+        self.starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        self.vectors = np.zeros((len(rows), cat.dimension), dtype=np.int8)
+        self.scales = np.zeros(len(rows), dtype=np.float32)
+        seg_of = np.searchsorted(cat.window_offsets, rows, side="right") - 1
+        for i in np.unique(seg_of):
+            mask = seg_of == i
+            self.vectors[mask], self.scales[mask] = cat.segments[int(i)].window_rows(rows[mask] - int(cat.window_offsets[i]))
+
+    @property
+    def nbytes(self) -> int:
+        return self.vectors.nbytes + self.scales.nbytes + self.positions.nbytes + self.starts.nbytes
+
+    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """``Catalogue.exact_nearest`` of these passages (the same cosines, the same order)."""
+        if not len(self.positions):
+            return []
+        sims = np.einsum("ij,j->i", self.vectors, np.asarray(vector, dtype=np.float32)) * self.scales
+        best = np.maximum.reduceat(sims, self.starts)
+        positions = self.positions
+        if len(best) > n:
+            cut = np.partition(best, len(best) - n)[len(best) - n]
+            keep = best >= cut
+            positions, best = positions[keep], best[keep]
+        order = np.lexsort((positions, -best))[:n]
+        return [(int(positions[j]), float(best[j])) for j in order]
+
+
 class PassageSet:
     """The passages of some decisions (and a few named passages), without listing them: a filter
     that keeps a third of an archive's decisions names hundreds of thousands of passages."""
@@ -673,6 +710,7 @@ class PassageSet:
     def __init__(self, cat: Catalogue, refs, extra=()) -> None:
         self.cat, self.refs, self.extra = cat, {r for r in refs if r in cat.decisions}, set(extra)
         self._mask: np.ndarray | None = None
+        self.block: WindowBlock | None = None  # its windows gathered, when a filter keeps it
 
     def __contains__(self, pid) -> bool:
         if pid in self.extra:

@@ -44,8 +44,11 @@ DENSE_PROBES = 64
 # A decision's parsed JSON is a few kilobytes, so 4,096 of them cost tens of megabytes.
 DECISION_CACHE = 4096
 # Filters whose passages a retriever keeps (most recently used): speed only; each costs a bool per
-# passage of the archive (1.5 MB at 1.5 million paragraphs).
+# passage of the archive (1.5 MB at 1.5 million paragraphs) and, for a filter of at most
+# EXACT_DENSE_LIMIT passages, its windows' vectors gathered (at most about 20 MB), which only the
+# last FILTER_BLOCKS filters keep.
 FILTER_CACHE = 16
+FILTER_BLOCKS = 4
 # Question embeddings a retriever keeps (most recently used): speed only (1.5 KB each).
 QUESTION_CACHE = 1024
 

@@ -14,14 +14,14 @@ from datetime import date
 
 import numpy as np
 
-from index.catalogue import Catalogue, PassageSet
+from index.catalogue import Catalogue, PassageSet, WindowBlock
 from index.decision import normalise_reference
 from index.embedder import Embedder
 from index.passage import SUMMARY
 from index.store import Store, StoredPassage
 from rag.evidence import Evidence, gather
-from rag.parameters import (CANDIDATES, DECISION_CACHE, DENSE_PROBES, EXACT_DENSE_LIMIT, FILTER_CACHE, PER_DECISION,
-                             QUESTION_CACHE)
+from rag.parameters import (CANDIDATES, DECISION_CACHE, DENSE_PROBES, EXACT_DENSE_LIMIT, FILTER_BLOCKS, FILTER_CACHE,
+                             PER_DECISION, QUESTION_CACHE)
 from rag.query import AuthorityNames, Query, outcome_named, understand
 from rag.ranker import Ranker, load_ranker
 
@@ -185,7 +185,8 @@ class Retriever:
         alone are kept for the next questions asked with them (a user sets filters once and asks
         several questions; a filter such as an outcome keeps a third of an archive's passages)."""
         filters = filters or Filters()
-        if filters.empty or within is not None or query.references or query.authorities:
+        # (The councils a question names count only when the filters name none.)
+        if filters.empty or within is not None or query.references or (query.authorities and not filters.authority):
             refs = self.allowed_refs(query, filters, within)
             return None if refs is None else PassageSet(self.catalogue, refs)
         with self._lock:
@@ -198,10 +199,14 @@ class Retriever:
             return None
         found = PassageSet(self.catalogue, refs)
         found.mask()
+        if len(found) <= EXACT_DENSE_LIMIT:  # scored exactly: its windows gathered once for the next questions
+            found.block = WindowBlock(self.catalogue, found.positions())
         with self._lock:
             self._filtered[filters] = found
             while len(self._filtered) > FILTER_CACHE:
                 self._filtered.popitem(last=False)
+            for old in list(self._filtered.values())[:-FILTER_BLOCKS]:
+                old.block = None  # only the last few filters keep their windows gathered
         return found
 
     # -- search ---------------------------------------------------------------------------------
@@ -321,7 +326,9 @@ class Retriever:
         cat = self.catalogue
         if cat.vectors is None:
             return {}
-        if allowed is not None and len(allowed) <= EXACT_DENSE_LIMIT:
+        if allowed is not None and allowed.block is not None:
+            found = allowed.block.nearest(vector, n)
+        elif allowed is not None and len(allowed) <= EXACT_DENSE_LIMIT:
             found = cat.exact_nearest(vector, allowed.positions(), n)
         else:
             found = cat.nearest(vector, n, DENSE_PROBES, None if allowed is None else allowed.mask())

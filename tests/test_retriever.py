@@ -478,3 +478,20 @@ def test_a_provision_finds_the_paragraphs_that_cite_it(corpus):
         assert "Local Government Act 1974, section 26(6)(c)" in h.statutes
     key = corpus.catalogue.passages["24-016-809#3"][4]
     assert sum(corpus.catalogue.passages[h.id][4] == key for h in hits) == 1
+
+
+def test_a_kept_filter_scores_its_gathered_windows_as_exact_search_does(corpus):
+    # A filter of few passages keeps its windows gathered for the next questions; the dense
+    # candidates are those exact search over its passages finds, in the same order.
+    from index.catalogue import WindowBlock
+
+    retriever = corpus
+    cat = retriever.catalogue
+    authority = max(cat.by_authority, key=lambda a: len(cat.by_authority[a]))
+    allowed = retriever.allowed_passages(retriever.understand("what went wrong"), Filters(authority=authority))
+    assert isinstance(allowed.block, WindowBlock) and len(allowed.block.positions) == len(allowed)
+    for question in ("the council did not reply to the complaint", "delay in the care assessment"):
+        vector = retriever.question_vector(question)
+        assert allowed.block.nearest(vector, 10) == cat.exact_nearest(vector, allowed.positions(), 10)
+    again = retriever.allowed_passages(retriever.understand("why was it closed"), Filters(authority=authority))
+    assert again is allowed  # kept: the next question reuses it
