@@ -471,12 +471,14 @@ class Catalogue:
         row = self.segments[i].passages[local]
         return int(self.window_offsets[i]) + int(row["window_start"]), int(row["window_count"])
 
-    def _by_segment(self, positions: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """For each segment holding some of ``positions``: its number, which of them, their local positions."""
-        seg_of = np.searchsorted(self.offsets, positions, side="right") - 1
+    def _by_segment(self, indexes: np.ndarray, windows: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """For each segment holding some of ``indexes`` (passage positions, or window rows when
+        ``windows``): its number, which of them, and their numbers within it."""
+        offsets = self.window_offsets if windows else self.offsets
+        seg_of = np.searchsorted(offsets, indexes, side="right") - 1
         for i in np.unique(seg_of):
             mask = seg_of == i
-            yield int(i), mask, positions[mask] - int(self.offsets[i])
+            yield int(i), mask, indexes[mask] - int(offsets[i])
 
     def decision_numbers(self, positions) -> np.ndarray:
         """The catalogue-wide number of the decision of each passage at ``positions`` (its index in
@@ -534,10 +536,8 @@ class Catalogue:
         """Cosine of window ``rows`` (catalogue-wide) with ``vector``, from the int8 rows."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros(len(rows), dtype=np.float32)
-        seg_of = np.searchsorted(self.window_offsets, rows, side="right") - 1
-        for i in np.unique(seg_of):
-            mask = seg_of == i
-            out[mask] = self.segments[int(i)].similarities(rows[mask] - int(self.window_offsets[i]), vector)
+        for i, mask, local in self._by_segment(rows, windows=True):
+            out[mask] = self.segments[i].similarities(local, vector)
         return out
 
     def decision_cosines(self, numbers, vector: np.ndarray) -> np.ndarray:
@@ -557,12 +557,10 @@ class Catalogue:
         positions = np.asarray(positions, dtype=np.int64)
         starts = np.zeros(len(positions), dtype=np.int64)
         counts = np.zeros(len(positions), dtype=np.int64)
-        seg_of = np.searchsorted(self.offsets, positions, side="right") - 1
-        for i in np.unique(seg_of):
-            mask = seg_of == i
-            rows = self.segments[int(i)].passages[positions[mask] - int(self.offsets[i])]
-            starts[mask] = rows["window_start"] + int(self.window_offsets[i])
-            counts[mask] = rows["window_count"]
+        for i, mask, local in self._by_segment(positions):
+            passages = self.segments[i].passages
+            starts[mask] = passages["window_start"][local] + int(self.window_offsets[i])
+            counts[mask] = passages["window_count"][local]
         return starts, counts
 
     def positions_of(self, refs) -> np.ndarray:
@@ -650,20 +648,23 @@ class Catalogue:
         vector = np.asarray(vector, dtype=np.float32)
         positions = positions[self.live[positions]] if len(positions) else positions
         best = np.zeros(len(positions), dtype=np.float32)
-        seg_of = np.searchsorted(self.offsets, positions, side="right") - 1
-        for i in np.unique(seg_of):
-            mask = seg_of == i
-            seg = self.segments[int(i)]
-            local = positions[mask] - int(self.offsets[i])
+        for i, mask, local in self._by_segment(positions):
+            seg = self.segments[i]
             counts = seg.passages["window_count"][local].astype(np.int64)  # a column: not whole records
             sims = seg.similarities(spans(seg.passages["window_start"][local], counts), vector)
             best[mask] = np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(counts)[:-1])))
-        if len(best) > n:  # the best n (and any tied with the last of them), then in order
-            cut = np.partition(best, len(best) - n)[len(best) - n]
-            keep = best >= cut
-            positions, best = positions[keep], best[keep]
-        order = np.lexsort((positions, -best))[:n]
-        return [(int(positions[j]), float(best[j])) for j in order]
+        return _best_n(positions, best, n)
+
+
+def _best_n(positions: np.ndarray, best: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The ``n`` highest of ``best`` as ``(position, cosine)``, best first, ties in position order
+    (only the best n, and any tied with the last of them, are sorted)."""
+    if len(best) > n:
+        cut = np.partition(best, len(best) - n)[len(best) - n]
+        keep = best >= cut
+        positions, best = positions[keep], best[keep]
+    order = np.lexsort((positions, -best))[:n]
+    return [(int(positions[j]), float(best[j])) for j in order]
 
 
 class WindowBlock:
@@ -679,28 +680,15 @@ class WindowBlock:
         self.starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
         self.vectors = np.zeros((len(rows), cat.dimension), dtype=np.int8)
         self.scales = np.zeros(len(rows), dtype=np.float32)
-        seg_of = np.searchsorted(cat.window_offsets, rows, side="right") - 1
-        for i in np.unique(seg_of):
-            mask = seg_of == i
-            self.vectors[mask], self.scales[mask] = cat.segments[int(i)].window_rows(rows[mask] - int(cat.window_offsets[i]))
-
-    @property
-    def nbytes(self) -> int:
-        return self.vectors.nbytes + self.scales.nbytes + self.positions.nbytes + self.starts.nbytes
+        for i, mask, local in cat._by_segment(rows, windows=True):
+            self.vectors[mask], self.scales[mask] = cat.segments[i].window_rows(local)
 
     def nearest(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
         """``Catalogue.exact_nearest`` of these passages (the same cosines, the same order)."""
         if not len(self.positions):
             return []
         sims = np.einsum("ij,j->i", self.vectors, np.asarray(vector, dtype=np.float32)) * self.scales
-        best = np.maximum.reduceat(sims, self.starts)
-        positions = self.positions
-        if len(best) > n:
-            cut = np.partition(best, len(best) - n)[len(best) - n]
-            keep = best >= cut
-            positions, best = positions[keep], best[keep]
-        order = np.lexsort((positions, -best))[:n]
-        return [(int(positions[j]), float(best[j])) for j in order]
+        return _best_n(self.positions, np.maximum.reduceat(sims, self.starts), n)
 
 
 class PassageSet:
@@ -854,8 +842,6 @@ class _Vectors:
     def __getitem__(self, rows) -> np.ndarray:
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
         out = np.zeros((len(rows), self.cat.dimension), dtype=np.float32)
-        seg_of = np.searchsorted(self.cat.window_offsets, rows, side="right") - 1
-        for i in np.unique(seg_of):
-            mask = seg_of == i
-            out[mask] = self.cat.segments[int(i)].window_vectors(rows[mask] - int(self.cat.window_offsets[i]))
+        for i, mask, local in self.cat._by_segment(rows, windows=True):
+            out[mask] = self.cat.segments[i].window_vectors(local)
         return out

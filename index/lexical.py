@@ -171,10 +171,12 @@ class LexicalIndex:
                 self._dense.move_to_end(term)
                 return self._dense[term]
         counts = np.zeros(self.catalogue.size, dtype=np.uint8)
+        fits = True  # every count fits a byte
         for first, _, d, tf in self._slices(term):
+            fits = fits and int(tf.max()) <= 255
             counts[np.asarray(d, dtype=np.int64) + first] = np.minimum(tf, 255)
         counts[~self.catalogue.live] = 0
-        found = None if any(int(tf.max()) > 255 for _, _, _, tf in self._slices(term)) else counts
+        found = counts if fits else None
         with self._dense_lock:
             self._dense[term] = found
             while len(self._dense) > DENSE_WORDS:

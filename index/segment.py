@@ -316,10 +316,7 @@ def _write_slotted(folder: Path, vectors: np.ndarray, scales: np.ndarray, cluste
     """Rewrite a clustered segment written in window order in cluster order (``window_slot.npy``,
     written last, says the rest is there; the window-order files are removed after)."""
     arrays = _slotted(vectors, scales, cluster_rows)
-    for name in ("slot_vectors", "slot_scales", "window_slot"):
-        tmp = folder / f".{name}.{os.getpid()}.npy"
-        np.save(tmp, arrays[name])
-        os.replace(tmp, folder / f"{name}.npy")
+    _write_beside(folder, [(name, arrays[name]) for name in ("slot_vectors", "slot_scales", "window_slot")])
     for name in ("vectors", "scales"):
         (folder / f"{name}.npy").unlink(missing_ok=True)
 
@@ -328,7 +325,12 @@ def _write_decision_vectors(folder: Path, vectors: np.ndarray, scales: np.ndarra
     """Add the decision vectors to a segment written before they existed (each file written
     beside and renamed, so a process opening it at the same time sees all of a file or none)."""
     q, sc = decision_vectors(vectors, scales, passages, n)
-    for name, array in (("decision_scales", sc), ("decision_vectors", q)):  # vectors last: their presence says both are there
+    _write_beside(folder, [("decision_scales", sc), ("decision_vectors", q)])  # vectors last: their presence says both are there
+
+
+def _write_beside(folder: Path, arrays: list[tuple[str, np.ndarray]]) -> None:
+    """Add arrays to a written segment, in order, each saved beside and renamed into place."""
+    for name, array in arrays:
         tmp = folder / f".{name}.{os.getpid()}.npy"
         np.save(tmp, array)
         os.replace(tmp, folder / f"{name}.npy")

@@ -277,28 +277,28 @@ class Store:
         """Whether anything has been indexed here."""
         return self._existing(PASSAGES) is not None
 
-    def _shard_names(self) -> list[str]:
-        """The names of the collections of window vectors, first to last."""
-        if self._existing(PASSAGES) is None:
-            return []
-        found = [PASSAGES]
-        while self._existing(f"{PASSAGES}-{len(found)}") is not None:
-            found.append(f"{PASSAGES}-{len(found)}")
+    def _shard_collections(self) -> list:
+        """The collections of window vectors as they are, first to last (none before the first ingest)."""
+        found = []
+        while (col := self._existing(f"{PASSAGES}-{len(found)}" if found else PASSAGES)) is not None:
+            found.append(col)
         return found
 
+    def _shard_names(self) -> list[str]:
+        return [col.name for col in self._shard_collections()]
+
     def _shards(self) -> list:
-        """The collections of window vectors, first to last (none before the first ingest); the
-        first is checked as ``passages_collection`` checks it."""
-        names = self._shard_names()
-        if not names:
-            return []
-        return [self.passages_collection()] + [self.client.get_collection(n, embedding_function=None) for n in names[1:]]
+        """The collections of window vectors, first to last; the first is checked as
+        ``passages_collection`` checks it."""
+        found = self._shard_collections()
+        return [self.passages_collection(), *found[1:]] if found else []
 
     def _write_shard(self, label: str, adding: int):
         """The collection new windows go to: the last, or a new one when it would pass ``SHARD_WINDOWS``."""
         shards = self._shards() or [self.passages_collection(label)]
         last = shards[-1]
-        if last.count() and last.count() + adding > SHARD_WINDOWS:
+        held = last.count()
+        if held and held + adding > SHARD_WINDOWS:
             first = shards[0]
             last = self.client.get_or_create_collection(
                 f"{PASSAGES}-{len(shards)}", embedding_function=None, configuration={"hnsw": GRAPH},
@@ -384,6 +384,11 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def _by_ids(self, col, ids: list[str], **query) -> Iterator[dict]:
+        """``col.get(ids=..., **query)`` for ``max_batch`` of the ``ids`` at a time."""
+        for i in range(0, len(ids), self.max_batch):
+            yield col.get(ids=ids[i: i + self.max_batch], **query)
+
     def _pages(self, col, **query) -> Iterator[dict]:
         """``col.get(**query)`` a page of ``max_batch`` records at a time, until the last page."""
         offset = 0
@@ -399,9 +404,8 @@ class Store:
         reading every record reads every decision's JSON, which an archive holds gigabytes of)."""
         out: dict[str, DecisionRecord] = {}
         if refs is not None:
-            slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
-            pages = (self.decisions_collection.get(ids=slugs[i: i + self.max_batch], include=["metadatas"])
-                     for i in range(0, len(slugs), self.max_batch))
+            pages = self._by_ids(self.decisions_collection, [normalise_reference(r).replace(" ", "-") for r in refs],
+                                 include=["metadatas"])
         else:
             pages = self._pages(self.decisions_collection, include=["metadatas"])
         for got in pages:
@@ -434,9 +438,7 @@ class Store:
         """Complete decisions and their content hashes by slug, read from their stored JSON (absent
         or incomplete: left out)."""
         out: dict[str, tuple[Decision, str]] = {}
-        col = self.decisions_collection
-        for i in range(0, len(slugs), self.max_batch):
-            got = col.get(ids=slugs[i : i + self.max_batch], include=["metadatas"])
+        for got in self._by_ids(self.decisions_collection, slugs, include=["metadatas"]):
             for slug, md in zip(got["ids"], got["metadatas"]):
                 if md.get("status") == DONE:
                     decision = Decision.from_json(unpack_json(md["json"]), source=md.get("source", ""))
