@@ -356,6 +356,7 @@ class Catalogue:
         self._firsts = np.array([int(self.offsets[g]) + f for g, f, _ in spans_], dtype=np.int64)
         self._counts = np.array([c for _, _, c in spans_], dtype=np.int64)
         self._refs = list(self.decisions)  # by catalogue-wide decision number
+        self._slug_of = [r.replace(" ", "-") for r in self._refs]
         self._places = np.array(places, dtype=np.int64).reshape(-1, 2)
         self.by_authority: dict[str, list[str]] = {}
         self.by_outcome: dict[str, list[str]] = {}  # lower-cased outcome -> references
@@ -436,6 +437,13 @@ class Catalogue:
         ref = seg.decisions[int(row["decision"])]["ref"]
         n = int(row["paragraph"])
         return f"{ref.replace(' ', '-')}#{SUMMARY if n < 0 else n}"
+
+    def pids_at(self, positions) -> list[str]:
+        """``pid_at`` of many live positions at once (a search names a few hundred candidates)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        slugs = self._slug_of
+        return [f"{slugs[d]}#{SUMMARY if n < 0 else n}"
+                for d, n in zip(self.decision_numbers(positions).tolist(), self.paragraphs_at(positions).tolist())]
 
     def row_at(self, position: int) -> PassageRow:
         try:

@@ -122,13 +122,14 @@ def _top3(scores: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarr
 
 
 def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | None,
-           bm25: QueryScores | None, dense_known: dict[str, float] | None = None) -> Evidence:
-    """The feature rows of candidates ``pids`` for ``query``.
+           bm25: QueryScores | None, positions: np.ndarray | None = None) -> Evidence:
+    """The feature rows of candidates ``pids`` (at catalogue ``positions``, when the caller knows
+    them) for ``query``.
 
-    ``vector`` is the question's embedding (None: no dense evidence), ``bm25`` the question's BM25
-    scores (None: no lexical evidence). Cosines are computed exactly from the catalogue's vector
-    copy; ``dense_known`` supplies them when there is none. Coverage is the share of the
-    question's words (weighted by IDF) that a passage, or any passage of its decision, contains.
+    ``vector`` is the question's embedding (None, or a catalogue without vectors: no dense
+    evidence), ``bm25`` the question's BM25 scores (None: no lexical evidence). Cosines are
+    computed exactly from the catalogue's vector copy. Coverage is the share of the question's
+    words (weighted by IDF) that a passage, or any passage of its decision, contains.
 
     Everything is read once for all passages of the candidates' decisions (a candidate, its
     decision's Summary and its best paragraph are among them): their windows' cosines, their
@@ -141,7 +142,9 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     vector = None if vector is None else np.asarray(vector, dtype=np.float32)
 
     # -- the passages of the candidates' decisions ------------------------------------------------
-    positions = np.array([cat.position(pid) for pid in pids], dtype=np.int64)
+    if positions is None:
+        positions = np.array([cat.position(pid) for pid in pids], dtype=np.int64)
+    positions = np.asarray(positions, dtype=np.int64)
     numbers = cat.decision_numbers(positions)
     _, first_seen = np.unique(numbers, return_index=True)
     order = numbers[np.sort(first_seen)]  # the decisions, in order of their first candidate
@@ -164,8 +167,6 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
         d_dense = np.maximum.reduceat(passage_best, starts).astype(np.float64)
         d_mean = cat.decision_cosines(order, vector).astype(np.float64)
         s_dense = np.where(summary >= 0, passage_best[summary.clip(min=0)], d_dense)
-    elif vector is not None and dense_known:
-        dense = np.array([dense_known.get(pid, 0.0) for pid in pids])
 
     top_bm25 = bm25.best if bm25 is not None else 0.0
     lexical = np.zeros(n)

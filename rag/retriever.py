@@ -299,13 +299,15 @@ class Retriever:
         weighs, and what ``eval.fit_ranker`` fits it on."""
         cat = self.catalogue
         vector = self.question_vector(query.content)
-        dense = self._dense(vector, allowed, n)
+        dense = self._nearest(vector, allowed, n)
         bm25 = cat.lexical.query(query.lexical_content)
-        lexical = [(cat.pid_at(p), s) for p, s in bm25.top(n, None if allowed is None else allowed.mask())]
+        lexical = bm25.top(n, None if allowed is None else allowed.mask())
+        found = np.unique(np.array([p for p, _ in dense] + [p for p, _ in lexical], dtype=np.int64))
+        pids = cat.pids_at(found)
         # In id order: candidates that tie (the same standard paragraph in several decisions has the
         # same vector and the same words) then rank the same however the store returned them.
-        pids = sorted({pid for pid in [*dense, *(pid for pid, _ in lexical)] if pid in cat.passages})
-        return gather(cat, query, pids, vector, bm25, dense)
+        order = sorted(range(len(pids)), key=pids.__getitem__)
+        return gather(cat, query, [pids[i] for i in order], vector, bm25, found[order])
 
     def question_vector(self, text: str) -> np.ndarray:
         """The embedding of a question, kept for the next searches of it (an answer searches the
@@ -321,18 +323,21 @@ class Retriever:
                 self._vectors.popitem(last=False)
         return vector
 
-    def _dense(self, vector: np.ndarray, allowed: set[str] | None, n: int) -> dict[str, float]:
+    def _dense(self, vector: np.ndarray, allowed: PassageSet | None, n: int) -> dict[str, float]:
         """The ``n`` passages nearest ``vector`` (cosine of their best window), among ``allowed``."""
+        found = self._nearest(vector, allowed, n)
+        return dict(zip(self.catalogue.pids_at([pos for pos, _ in found]), (sim for _, sim in found)))
+
+    def _nearest(self, vector: np.ndarray, allowed: PassageSet | None, n: int) -> list[tuple[int, float]]:
+        """``_dense`` as (position, cosine), best first."""
         cat = self.catalogue
         if cat.vectors is None:
-            return {}
+            return []
         if allowed is not None and allowed.block is not None:
-            found = allowed.block.nearest(vector, n)
-        elif allowed is not None and len(allowed) <= EXACT_DENSE_LIMIT:
-            found = cat.exact_nearest(vector, allowed.positions(), n)
-        else:
-            found = cat.nearest(vector, n, DENSE_PROBES, None if allowed is None else allowed.mask())
-        return {cat.pid_at(pos): sim for pos, sim in found}
+            return allowed.block.nearest(vector, n)
+        if allowed is not None and len(allowed) <= EXACT_DENSE_LIMIT:
+            return cat.exact_nearest(vector, allowed.positions(), n)
+        return cat.nearest(vector, n, DENSE_PROBES, None if allowed is None else allowed.mask())
 
     def _in_order(self, allowed: set[str], k: int) -> list[tuple[str, float]]:
         """A decision asked for by reference alone: its Summary, then its paragraphs in order."""
