@@ -706,6 +706,7 @@ class PassageSet:
     def __init__(self, cat: Catalogue, refs, extra=()) -> None:
         self.cat, self.refs, self.extra = cat, {r for r in refs if r in cat.decisions}, set(extra)
         self._mask: np.ndarray | None = None
+        self._len: int | None = None
         self.block: WindowBlock | None = None  # its windows gathered, when a filter keeps it
 
     def __contains__(self, pid) -> bool:
@@ -715,7 +716,11 @@ class PassageSet:
         return ref in self.refs and pid in self.cat.passages
 
     def __len__(self) -> int:
-        return self.cat.passages_in(self.refs) + sum(1 for p in self.extra if not self._in_refs(p))
+        # Counted once: a kept filter's set is asked its size at every search, and counting looks
+        # up each of its decisions (a third of an archive's, for an outcome).
+        if self._len is None:
+            self._len = self.cat.passages_in(self.refs) + sum(1 for p in self.extra if not self._in_refs(p))
+        return self._len
 
     def _in_refs(self, pid: str) -> bool:
         return self.cat._slugs.get(pid.partition("#")[0]) in self.refs
