@@ -325,7 +325,9 @@ class QueryScores:
             inside = np.flatnonzero((positions >= first) & (positions < end))
             if not len(inside):
                 continue
-            local = positions[inside] - first
+            # In the postings' own type: searching int32 postings for int64 values would copy
+            # every posting to int64 first.
+            local = (positions[inside] - first).astype(docs.dtype)
             at = np.searchsorted(docs, local).clip(max=len(docs) - 1)
             found = docs[at] == local
             out[inside[found]] = tfs[at[found]]
