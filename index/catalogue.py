@@ -36,7 +36,7 @@ from index.decision import Decision
 from index.lexical import LexicalIndex
 from index.passage import SUMMARY, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
-                           concatenate, part_of, parts_of_writes, write_segment)
+                           concatenate, dot_rows, part_of, parts_of_writes, write_segment)
 from index.store import DecisionRecord, Store, window_id
 
 log = logging.getLogger(__name__)
@@ -557,7 +557,7 @@ class Catalogue:
             mask = places[:, 0] == i
             seg = self.segments[int(i)]
             rows = places[mask, 1]
-            out[mask] = np.einsum("ij,j->i", seg.decision_vectors[rows], vector) * seg.decision_scales[rows]
+            out[mask] = dot_rows(seg.decision_vectors[rows], vector) * seg.decision_scales[rows]
         return out
 
     def window_spans(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -695,7 +695,7 @@ class WindowBlock:
         """``Catalogue.exact_nearest`` of these passages (the same cosines, the same order)."""
         if not len(self.positions):
             return []
-        sims = np.einsum("ij,j->i", self.vectors, np.asarray(vector, dtype=np.float32)) * self.scales
+        sims = dot_rows(self.vectors, vector) * self.scales
         return _best_n(self.positions, np.maximum.reduceat(sims, self.starts), n)
 
 

@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,37 @@ def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     peak = np.abs(vectors).max(axis=1) if len(vectors) else np.zeros(0, np.float32)
     scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     return np.round(vectors / scales[:, None]).astype(np.int8), scales
+
+
+# Rows converted to float32 at a time by ``dot_rows``: 1.5 MB for 384 dimensions, within a core's
+# cache. Speed only (256 rows: 20% slower).
+DOT_BLOCK = 1024
+_buffers = threading.local()
+
+
+def dot_rows(vectors: np.ndarray, vector: np.ndarray, runs: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """``vectors @ vector`` for int8 ``vectors`` (each row, or the rows of each ``(start, end)`` of
+    ``runs``, in order) and a float32 ``vector``. A block of rows at a time is converted into a
+    float32 buffer that stays in cache and multiplied there by BLAS: about 1.8 times as fast as
+    numpy's mixed int8/float32 product, which converts as it goes, and the same but for the order
+    of float32 sums (a relative difference of about 1e-7)."""
+    vector = np.asarray(vector, dtype=np.float32)
+    runs = [(0, len(vectors))] if runs is None else runs
+    out = np.empty(sum(b - a for a, b in runs), dtype=np.float32)
+    if not len(out):
+        return out
+    buffer = getattr(_buffers, "rows", None)
+    if buffer is None or buffer.shape[1] != vectors.shape[1]:
+        buffer = _buffers.rows = np.empty((DOT_BLOCK, vectors.shape[1]), dtype=np.float32)
+    at = 0
+    for a, b in runs:
+        for start in range(a, b, DOT_BLOCK):
+            end = min(start + DOT_BLOCK, b)
+            rows = buffer[: end - start]
+            np.copyto(rows, vectors[start:end], casting="unsafe")
+            np.dot(rows, vector, out=out[at: at + end - start])
+            at += end - start
+    return out
 
 
 def kmeans(sample: np.ndarray, k: int, rounds: int = KMEANS_ROUNDS, seed: int = 7) -> np.ndarray:
@@ -481,7 +513,7 @@ class Segment:
         are multiplied as they are and scaled after: converting them to float32 first costs
         several times the product."""
         slots = rows if self.window_slot is None else self.window_slot[rows]
-        return np.einsum("ij,j->i", self.vectors[slots], vector) * self.scales[slots]
+        return dot_rows(self.vectors[slots], vector) * self.scales[slots]
 
     def probe(self, vector: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
         """Local window rows worth scoring for ``vector`` and their cosines: all of a small segment,
@@ -491,6 +523,6 @@ class Segment:
             return rows, self.similarities(rows, vector)
         near = np.sort(np.argpartition(-(self.centroids @ vector), min(probes, len(self.centroids)) - 1)[:probes])
         bounds = [(int(self.cluster_start[c]), int(self.cluster_start[c + 1])) for c in near]
-        sims = [np.einsum("ij,j->i", self.vectors[a:b], vector) * self.scales[a:b] for a, b in bounds]
+        sims = dot_rows(self.vectors, vector, bounds) * np.concatenate([self.scales[a:b] for a, b in bounds])
         rows = [self.cluster_rows[a:b] for a, b in bounds]
-        return np.concatenate(rows).astype(np.int64), np.concatenate(sims)
+        return np.concatenate(rows).astype(np.int64), sims

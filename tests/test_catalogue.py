@@ -230,3 +230,18 @@ def test_a_clustered_segment_reads_clusters_in_runs_and_probing_every_cluster_fi
     assert named(upgraded, upgraded.nearest(vector, 20, probes=len(seg.centroids))) == exact
     numbers = np.arange(len(upgraded.decisions))
     assert np.array_equal(upgraded.decision_cosines(numbers, vector), clustered.decision_cosines(numbers, vector))
+
+
+def test_int8_rows_times_a_vector_equal_the_exact_product_whole_or_in_runs_across_blocks():
+    from index.segment import DOT_BLOCK, dot_rows
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(-127, 128, size=(2 * DOT_BLOCK + 37, 16), dtype=np.int8)
+    vector = rng.standard_normal(16).astype(np.float32)
+    exact = rows.astype(np.float64) @ vector.astype(np.float64)
+    assert np.allclose(dot_rows(rows, vector), exact, rtol=1e-6, atol=1e-3)
+    runs = [(5, 9), (DOT_BLOCK - 2, 2 * DOT_BLOCK + 3), (0, 0), (2 * DOT_BLOCK + 30, 2 * DOT_BLOCK + 37)]
+    want = np.concatenate([exact[a:b] for a, b in runs])
+    got = dot_rows(rows, vector, runs)
+    assert got.shape == (4 + DOT_BLOCK + 5 + 7,) and np.allclose(got, want, rtol=1e-6, atol=1e-3)
+    assert dot_rows(rows[:0], vector).shape == (0,)
