@@ -34,10 +34,10 @@ import numpy as np
 
 from index.decision import Decision
 from index.lexical import LexicalIndex
-from index.passage import SUMMARY, passages_of
+from index.passage import SUMMARY, aliases_in, passage_fields, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
                            concatenate, dot_rows, part_of, parts_of_writes, write_segment)
-from index.store import DecisionRecord, Store, window_id
+from index.store import DecisionRecord, Store, StoredPassage, window_id
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,27 @@ def _parts_from_store(store: Store, refs: list[str], records: dict[str, Decision
     return out
 
 
+def _add_texts(store: Store, seg: Segment) -> None:
+    """Give a segment written without its passages' texts those of the stored decisions (a copy
+    the store has since rewritten or removed is dead here: its texts are left empty)."""
+    log.info("adding the passages' texts of %d decisions to the catalogue", len(seg.decisions))
+    text_bytes, lengths = bytearray(), []  # (not a list of every text: an archive's are half a gigabyte)
+    for i in range(0, len(seg.decisions), STORE_CHUNK):
+        records = seg.decisions[i: i + STORE_CHUNK]
+        stored = {d.reference: d for d in store.iter_decisions([r["ref"] for r in records])}
+        for rec in records:
+            d = stored.get(rec["ref"])
+            same = d is not None and d.content_hash == rec["content_hash"]
+            for n in seg.paragraph[rec["first"]: rec["first"] + rec["count"]].tolist():
+                fields = passage_fields(d, SUMMARY if n < 0 else n) if same else None
+                encoded = fields[0].encode("utf-8") if fields else b""
+                text_bytes += encoded
+                lengths.append(len(encoded))
+    text_start = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=text_start[1:])
+    seg.add_texts(np.frombuffer(text_bytes, dtype=np.uint8), text_start)
+
+
 def in_step(store: Store, generation: str) -> bool:
     """Whether the saved catalogue was reconciled with the store at ``generation``."""
     manifest = _read_manifest(store.catalogue_dir)
@@ -390,7 +411,11 @@ class Catalogue:
             manifest = _read_manifest(folder)
         if manifest is None:
             raise CatalogueError(f"the catalogue at {folder} could not be written")
-        return cls(folder, manifest)
+        cat = cls(folder, manifest)
+        for seg in cat.segments:
+            if seg.text_start is None:
+                _add_texts(store, seg)
+        return cat
 
     # -- positions -----------------------------------------------------------------------------
 
@@ -444,6 +469,27 @@ class Catalogue:
         slugs = self._slug_of
         return [f"{slugs[d]}#{SUMMARY if n < 0 else n}"
                 for d, n in zip(self.decision_numbers(positions).tolist(), self.paragraphs_at(positions).tolist())]
+
+    def stored_passages(self, pids) -> dict[str, StoredPassage]:
+        """Passages by id as the store gives them (``Store.passages``), made from the catalogue
+        alone: a search shows its hits without reading their decisions. Ids not indexed are left out."""
+        out: dict[str, StoredPassage] = {}
+        for pid in pids:
+            found = self.locate(pid)
+            if found is None or self.segments[found.segment].text_start is None:
+                continue
+            seg = self.segments[found.segment]
+            row = self.row_at(found.position)
+            d = self.decisions[row.ref]
+            text = seg.text(found.local)
+            out[pid] = StoredPassage(pid, {
+                "passage_id": pid, "ref": row.ref, "paragraph": row.paragraph, "section": row.section,
+                "subsection": row.subsection, "authority": d["authority"], "category": d["category"],
+                "outcome": d["outcome"], "decision_date": d["decision_date"], "url": d["url"],
+                "decision_hash": d["content_hash"], "statutes": list(row.statutes),
+                "aliases": list(aliases_in(text, tuple(d["aliases"]))),
+            }, text)
+        return out
 
     def row_at(self, position: int) -> PassageRow:
         try:

@@ -18,6 +18,10 @@ Files of a segment folder (arrays are ``.npy``, opened with ``mmap_mode="r"``):
 - ``vectors.npy`` (int8) and ``scales.npy`` (float32): window ``w`` is ``vectors[w] * scales[w]``
   (in segments without clusters).
 - ``window_passage.npy``: the passage of each window.
+- ``text_bytes.npy`` (uint8) and ``text_start.npy``: the passages' texts, UTF-8, one after the
+  other (passage ``p`` is bytes ``text_start[p]`` to ``text_start[p + 1]``), so that a search
+  shows its hits without reading their decisions from the store. A segment written without them
+  gets them when a catalogue is opened (from the decisions in the store, written beside them).
 - ``decision_vectors.npy`` (int8) and ``decision_scales.npy``: each decision's direction as a whole
   (the sum of its windows, normalised), quantised like the windows. A segment written without
   them gets them the first time it is opened (made from its windows, written beside them).
@@ -32,6 +36,7 @@ Files of a segment folder (arrays are ``.npy``, opened with ``mmap_mode="r"``):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -47,6 +52,8 @@ from index.facts import facts_of
 from index.lexical import tokenize
 from index.passage import SUMMARY, Passage
 from index.store import DecisionWrite
+
+log = logging.getLogger(__name__)
 
 PASSAGE_DTYPE = np.dtype([
     ("decision", "<i4"),       # row of decisions.json
@@ -206,6 +213,16 @@ class Columns:
     posting_tf: np.ndarray
     vectors: np.ndarray  # int8
     scales: np.ndarray
+    text_bytes: np.ndarray | None = None  # uint8: the passages' texts, UTF-8, one after the other
+    text_start: np.ndarray | None = None  # int64, one more than passages: where each text starts
+
+
+def texts_of(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``text_bytes`` and ``text_start`` of some texts, in order."""
+    encoded = [t.encode("utf-8") for t in texts]
+    start = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=start[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), start
 
 
 def boilerplate_number(key: str) -> int:
@@ -247,9 +264,11 @@ def columns_of_parts(parts: list[Part], dimension: int) -> Columns:
             window += n
     vectors = np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, dimension), np.float32)
     q, scales = quantise(vectors)
+    text_bytes, text_start = texts_of([p.text for part in parts for p in part.passages])
     return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values, rows,
                    np.asarray(statute_ids, dtype=np.int32), np.asarray(p_term, dtype=np.int32),
-                   np.asarray(p_doc, dtype=np.int32), np.asarray(p_tf, dtype=np.uint16), q, scales)
+                   np.asarray(p_doc, dtype=np.int32), np.asarray(p_tf, dtype=np.uint16), q, scales,
+                   text_bytes, text_start)
 
 
 def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
@@ -278,9 +297,15 @@ def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
     terms = np.repeat(np.arange(len(segment.term_start) - 1, dtype=np.int32), np.diff(segment.term_start))
     docs = np.asarray(segment.posting_doc)
     live = passage_keep[docs]
+    text_bytes = text_start = None
+    if segment.text_start is not None:
+        kept = np.flatnonzero(passage_keep)
+        first, ends = segment.text_start[kept], segment.text_start[kept + 1]
+        text_bytes = np.asarray(segment.text_bytes)[spans(first, ends - first)].astype(np.uint8)
+        text_start = np.concatenate(([0], np.cumsum(ends - first))).astype(np.int64)
     return Columns(decisions, segment.sections, segment.subsections, segment.statutes, list(segment.terms),
                    rows, statute_ids.astype(np.int32), terms[live], new_row[docs[live]].astype(np.int32),
-                   np.asarray(segment.posting_tf)[live], *segment.window_rows(windows))
+                   np.asarray(segment.posting_tf)[live], *segment.window_rows(windows), text_bytes, text_start)
 
 
 def spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -317,11 +342,16 @@ def concatenate(parts: list[Columns]) -> Columns:
         n_statutes += len(c.statute_ids)
         n_windows += len(c.vectors)
     dim = parts[0].vectors.shape[1]
+    text_bytes = text_start = None
+    if all(c.text_start is not None for c in parts):  # else the merged segment gets them when opened
+        text_bytes = np.concatenate([c.text_bytes for c in parts]).astype(np.uint8)
+        shifts = np.cumsum([0] + [int(c.text_start[-1]) for c in parts[:-1]])
+        text_start = np.concatenate([[0]] + [c.text_start[1:] + shift for c, shift in zip(parts, shifts)]).astype(np.int64)
     return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values,
                    np.concatenate(rows), np.concatenate(statute_ids).astype(np.int32),
                    np.concatenate(p_term).astype(np.int32), np.concatenate(p_doc).astype(np.int32),
                    np.concatenate(p_tf), np.concatenate([c.vectors for c in parts]).reshape(-1, dim),
-                   np.concatenate([c.scales for c in parts]))
+                   np.concatenate([c.scales for c in parts]), text_bytes, text_start)
 
 
 def write_segment(folder: Path, columns: Columns) -> None:
@@ -360,6 +390,13 @@ def _write_decision_vectors(folder: Path, vectors: np.ndarray, scales: np.ndarra
     _write_beside(folder, [("decision_scales", sc), ("decision_vectors", q)])  # vectors last: their presence says both are there
 
 
+def _texts(folder: Path, array) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A segment's texts, when both files are there (``text_start`` is written last)."""
+    if not (folder / "text_start.npy").exists():
+        return None, None
+    return array("text_bytes"), array("text_start")
+
+
 def _write_beside(folder: Path, arrays: list[tuple[str, np.ndarray]]) -> None:
     """Add arrays to a written segment, in order, each saved beside and renamed into place."""
     for name, array in arrays:
@@ -376,6 +413,8 @@ def _save(tmp: Path, c: Columns) -> None:
               "posting_doc": c.posting_doc[order], "posting_tf": c.posting_tf[order], "vectors": c.vectors,
               "scales": c.scales, "window_passage": window_passage}
     arrays["decision_vectors"], arrays["decision_scales"] = decision_vectors(c.vectors, c.scales, c.passages, len(c.decisions))
+    if c.text_start is not None:
+        arrays["text_bytes"], arrays["text_start"] = c.text_bytes, c.text_start
     if len(c.vectors) >= CLUSTER_MIN_WINDOWS:
         def block(i: int) -> np.ndarray:
             return np.asarray(c.vectors[i: i + 50_000], dtype=np.float32) * c.scales[i: i + 50_000, None]
@@ -444,6 +483,8 @@ class Segment:
     decision_vectors: np.ndarray | None = None
     decision_scales: np.ndarray | None = None
     window_slot: np.ndarray | None = None  # each window's row in ``vectors`` (None: the same row)
+    text_bytes: np.ndarray | None = None  # the passages' texts (None: a segment written without them)
+    text_start: np.ndarray | None = None
 
     @classmethod
     def open(cls, folder: Path) -> "Segment":
@@ -476,11 +517,28 @@ class Segment:
                    array("statutes"), array("term_start"), array("posting_doc"), array("posting_tf"),
                    vectors, scales, array("window_passage"), array("centroids"),
                    array("cluster_start"), array("cluster_rows"), array("decision_vectors"),
-                   array("decision_scales"), window_slot)
+                   array("decision_scales"), window_slot, *_texts(folder, array))
 
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]
         self.decision_of = self.passages["decision"]
+
+    def text(self, local: int) -> str:
+        """The text of local passage ``local`` (the segment must keep texts)."""
+        assert self.text_start is not None and self.text_bytes is not None
+        a, b = int(self.text_start[local]), int(self.text_start[local + 1])
+        return self.text_bytes[a:b].tobytes().decode("utf-8")
+
+    def add_texts(self, text_bytes: np.ndarray, text_start: np.ndarray) -> None:
+        """Write the texts of a segment written without them (as ``texts_of`` makes them, a text
+        per passage in order) beside its other files; kept in memory when the folder cannot be written."""
+        if len(text_start) != len(self.passages) + 1:
+            raise ValueError(f"{self.folder}: {len(text_start) - 1} texts for {len(self.passages)} passages")
+        try:
+            _write_beside(self.folder, [("text_bytes", text_bytes), ("text_start", text_start)])
+        except OSError as e:
+            log.warning("%s: the passages' texts could not be written beside the segment (%s)", self.folder, e)
+        self.text_bytes, self.text_start = text_bytes, text_start
 
     def __len__(self) -> int:
         return len(self.passages)

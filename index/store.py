@@ -153,7 +153,7 @@ def stored_passage(decision: Decision, decision_hash: str, paragraph: int | str)
         "url": decision.url,
         "decision_hash": decision_hash,
         "statutes": list(statutes),
-        "aliases": list(aliases_in(text, decision.aliases)),
+        "aliases": sorted(aliases_in(text, decision.aliases)),
     }
     return StoredPassage(pid, md, text)
 

@@ -407,8 +407,13 @@ class Retriever:
         return found
 
     def passages(self, ids: list[str]) -> dict[str, StoredPassage]:
-        """Whole passages by id, read through the decision cache."""
-        return self.store.passages(ids, read=self.read_decisions)
+        """Whole passages by id: from the catalogue, which keeps their texts (the store, through
+        the decision cache, for any it does not hold)."""
+        found = self.catalogue.stored_passages(ids)
+        missing = [pid for pid in ids if pid not in found]
+        if missing:
+            found.update(self.store.passages(missing, read=self.read_decisions))
+        return found
 
     def _hits(self, chosen: list[tuple[str, float]], dense: dict[str, float], lexical: dict[str, float]) -> list[Hit]:
         if not chosen:

@@ -245,3 +245,61 @@ def test_int8_rows_times_a_vector_equal_the_exact_product_whole_or_in_runs_acros
     got = dot_rows(rows, vector, runs)
     assert got.shape == (4 + DOT_BLOCK + 5 + 7,) and np.allclose(got, want, rtol=1e-6, atol=1e-3)
     assert dot_rows(rows[:0], vector).shape == (0,)
+
+
+def stored_everywhere(archive: Archive, c: cat.Catalogue) -> tuple[dict, dict]:
+    pids = list(c.passages)
+    return c.stored_passages(pids), archive.store.passages(pids)
+
+
+def test_the_catalogue_gives_every_passage_as_the_store_gives_it_without_reading_the_store(corpus_archive, embedder,
+                                                                                             tmp_path, monkeypatch):
+    archive = copy_index(corpus_archive, tmp_path / "index", embedder)
+    c = cat.Catalogue.load(archive.store)
+    from_catalogue, from_store = stored_everywhere(archive, c)
+    assert len(from_catalogue) == len(c.passages) == 840 and from_catalogue == from_store
+    assert "24-016-809#19" not in c.stored_passages(["24-016-809#19", "24-016-809#15"])
+    retriever = archive.retriever
+    monkeypatch.setattr(archive.store, "read_decisions", lambda slugs: pytest.fail(f"read the store for {slugs}"))
+    hits = retriever.search("the council did not hold a strategy meeting", k=5)
+    assert len(hits) == 5 and all(h.text == from_store[h.id].text for h in hits)
+
+
+def test_merged_segments_keep_their_passages_texts_and_dead_copies_are_left_out(seeds_archive, embedder, tmp_path,
+                                                                               monkeypatch):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    monkeypatch.setattr(cat, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(cat, "MERGE_FANIN", 2)
+    records = store.complete_records()
+    for _ in range(3):
+        cat.add_parts(store, cat._parts_from_store(store, ["24 000 184"], records))
+    c = cat.Catalogue.load(store)
+    assert len(c.segments) == 2 and all(seg.text_start is not None for seg in c.segments)
+    from_catalogue, from_store = stored_everywhere(archive, c)
+    assert from_catalogue == from_store and len(from_catalogue) == 19 + len(c.by_ref["24 000 184"])
+
+
+def test_a_segment_written_without_texts_gets_them_from_the_store_when_opened(seeds_archive, embedder, tmp_path,
+                                                                            monkeypatch):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    folder = cat.Catalogue.load(store).segments[0].folder
+    for name in ("text_bytes", "text_start"):
+        (folder / f"{name}.npy").unlink()
+    upgraded = cat.Catalogue.load(store)
+    assert (folder / "text_start.npy").exists()
+    from_catalogue, from_store = stored_everywhere(archive, upgraded)
+    assert len(from_catalogue) == 19 + len(upgraded.by_ref["24 000 184"]) and from_catalogue == from_store
+
+    # A folder that cannot be written: the texts are kept in memory, and nothing is lost.
+    for name in ("text_bytes", "text_start"):
+        (folder / f"{name}.npy").unlink()
+    from index import segment
+
+    def refuse(*_):
+        raise PermissionError("read-only")
+    monkeypatch.setattr(segment, "_write_beside", refuse)
+    kept = cat.Catalogue.load(store)
+    assert not (folder / "text_start.npy").exists()
+    assert stored_everywhere(archive, kept)[0] == from_store
