@@ -522,11 +522,27 @@ class Segment:
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]
         self.decision_of = self.passages["decision"]
+        self.texts_in_file = (self.folder / "text_start.npy").exists() and self.text_start is not None
+        self._text_file = None  # text_bytes.npy, opened on the first text read
+        self._text_offset = 0
+        self._text_lock = threading.Lock()
 
     def text(self, local: int) -> str:
-        """The text of local passage ``local`` (the segment must keep texts)."""
+        """The text of local passage ``local`` (the segment must keep texts). Read from the file
+        by offset rather than through its memory mapping: a mapped read brings in the pages
+        around it too, and a few thousand hits would count the whole file in the process's RSS."""
         assert self.text_start is not None and self.text_bytes is not None
         a, b = int(self.text_start[local]), int(self.text_start[local + 1])
+        if self._text_file is None and self.texts_in_file:
+            with self._text_lock:
+                if self._text_file is None:
+                    self._text_file = open(self.folder / "text_bytes.npy", "rb", buffering=0)
+                    major, _ = np.lib.format.read_magic(self._text_file)
+                    header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    header(self._text_file)
+                    self._text_offset = self._text_file.tell()
+        if self._text_file is not None:
+            return os.pread(self._text_file.fileno(), b - a, self._text_offset + a).decode("utf-8")
         return self.text_bytes[a:b].tobytes().decode("utf-8")
 
     def add_texts(self, text_bytes: np.ndarray, text_start: np.ndarray) -> None:
@@ -536,6 +552,7 @@ class Segment:
             raise ValueError(f"{self.folder}: {len(text_start) - 1} texts for {len(self.passages)} passages")
         try:
             _write_beside(self.folder, [("text_bytes", text_bytes), ("text_start", text_start)])
+            self.texts_in_file = True
         except OSError as e:
             log.warning("%s: the passages' texts could not be written beside the segment (%s)", self.folder, e)
         self.text_bytes, self.text_start = text_bytes, text_start
