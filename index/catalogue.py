@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -586,6 +587,16 @@ class Catalogue:
         """The reference of decision ``number`` (its index in ``decisions``)."""
         return self._refs[number]
 
+    @cached_property
+    def decision_columns(self) -> "DecisionColumns":
+        """The fields a search compares with what a question names, a column per field by
+        decision number (a search compares them for the hundred-odd decisions of its candidates)."""
+        records = [self.decisions[r] for r in self._refs]
+        return DecisionColumns(
+            *_codes(r["authority"] for r in records), *_codes(r["outcome"] for r in records),
+            *_codes(r["category"] for r in records),
+            np.array([int((r["decision_date"] or "0")[:4] or 0) for r in records], dtype=np.int64))
+
     def cosines(self, rows, vector: np.ndarray) -> np.ndarray:
         """Cosine of window ``rows`` (catalogue-wide) with ``vector``, from the int8 rows."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -708,6 +719,35 @@ class Catalogue:
             sims = seg.similarities(spans(seg.passages["window_start"][local], counts), vector)
             best[mask] = np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(counts)[:-1])))
         return _best_n(positions, best, n)
+
+
+@dataclass(frozen=True)
+class DecisionColumns:
+    """Decision fields by decision number: each a code into its table of values, and the year."""
+
+    authority: np.ndarray
+    authorities: dict[str, int]
+    outcome: np.ndarray
+    outcomes: dict[str, int]
+    category: np.ndarray
+    categories: dict[str, int]
+    year: np.ndarray  # 0: not dated
+
+    @cached_property
+    def category_names(self) -> list[str]:
+        return list(self.categories)
+
+    def has(self, column: str, values) -> np.ndarray:
+        """Whether each decision's ``column`` (authority, outcome, category) is one of ``values``,
+        for all decisions by number."""
+        table = getattr(self, {"authority": "authorities", "outcome": "outcomes", "category": "categories"}[column])
+        return np.isin(getattr(self, column), [table[v] for v in values if v in table])
+
+
+def _codes(values) -> tuple[np.ndarray, dict[str, int]]:
+    table: dict[str, int] = {}
+    codes = np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int32)
+    return codes, table
 
 
 def _best_n(positions: np.ndarray, best: np.ndarray, n: int) -> list[tuple[int, float]]:

@@ -230,29 +230,32 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
         m[:, INDEX["provision_match"]] = [any(provision_matches(query.provision, s) for s in cat.passages[pid].statutes)
                                           for pid in pids]
     # what the question names, decided once per decision
-    question_tokens = set(tokenize(query.content))
     named = np.zeros((k, len(FEATURES)), dtype=np.float64)
-    for d, number in enumerate(order.tolist()):
-        decision = cat.decisions.get(cat.reference_of(number), {})
-        if query.aliases:
-            has = aliases_fit(query.aliases, decision.get("aliases", ()))
-            named[d, INDEX["alias_match"]] = float(has)
-            named[d, INDEX["alias_conflict"]] = float(not has)
-        if query.authorities:
-            named[d, INDEX["authority_match"]] = float(decision.get("authority") in query.authorities)
-        if query.outcomes:
-            same = decision.get("outcome") in query.outcomes
-            named[d, INDEX["outcome_match"]] = float(same)
-            named[d, INDEX["outcome_conflict"]] = float(not same and bool(decision.get("outcome")))
-        words = _category_tokens(decision.get("category", ""))
+    columns = cat.decision_columns
+    if query.aliases:
+        has = np.array([aliases_fit(query.aliases, cat.decisions[cat.reference_of(number)]["aliases"])
+                        for number in order.tolist()], dtype=bool)
+        named[:, INDEX["alias_match"]] = has
+        named[:, INDEX["alias_conflict"]] = ~has
+    if query.authorities:
+        named[:, INDEX["authority_match"]] = columns.has("authority", query.authorities)[order]
+    if query.outcomes:
+        same = columns.has("outcome", query.outcomes)[order]
+        named[:, INDEX["outcome_match"]] = same
+        named[:, INDEX["outcome_conflict"]] = ~same & ~columns.has("outcome", [""])[order]
+    question_tokens = set(tokenize(query.content))
+    codes = columns.category[order]
+    for code in np.unique(codes).tolist():
+        words = _category_tokens(columns.category_names[code])
         if words:
-            named[d, INDEX["category_overlap"]] = len(words & question_tokens) / len(words)
-        if query.years:
-            year = int((decision.get("decision_date") or "0")[:4] or 0)
-            # Decisions come a year or two after the events they are about, so only a distant
-            # year contradicts the question.
-            named[d, INDEX["year_match"]] = float(year in query.years)
-            named[d, INDEX["year_conflict"]] = float(bool(year) and min(abs(year - y) for y in query.years) > 2)
+            named[codes == code, INDEX["category_overlap"]] = len(words & question_tokens) / len(words)
+    if query.years:
+        year = columns.year[order]
+        # Decisions come a year or two after the events they are about, so only a distant
+        # year contradicts the question.
+        named[:, INDEX["year_match"]] = np.isin(year, list(query.years))
+        distance = np.min(np.abs(year[:, None] - np.array(sorted(query.years))[None, :]), axis=1)
+        named[:, INDEX["year_conflict"]] = (year > 0) & (distance > 2)
     for name in ("alias_match", "alias_conflict", "authority_match", "outcome_match", "outcome_conflict",
                  "category_overlap", "year_match", "year_conflict"):
         m[:, INDEX[name]] = named[idx, INDEX[name]]
