@@ -557,9 +557,9 @@ class Catalogue:
             out[mask] = self.segments[i].paragraph[local]
         return out
 
-    def passage_columns(self, positions) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """For the passages at ``positions``: paragraph numbers (-1: Summary), section headings,
-        boilerplate keys (as stored) and token counts, read as columns."""
+    def passage_columns(self, positions, headings: bool = True) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """For the passages at ``positions``: paragraph numbers (-1: Summary), section headings
+        (all "" unless ``headings``), boilerplate keys (as stored) and token counts, read as columns."""
         positions = np.asarray(positions, dtype=np.int64)
         paragraphs = np.zeros(len(positions), dtype=np.int64)
         keys = np.zeros(len(positions), dtype=np.uint64)
@@ -570,9 +570,10 @@ class Catalogue:
             paragraphs[mask] = seg.paragraph[local]
             keys[mask] = seg.passages["boilerplate"][local]
             tokens[mask] = seg.passages["tokens"][local]
-            names = seg.sections
-            for at, s in zip(np.flatnonzero(mask).tolist(), seg.passages["section"][local].tolist()):
-                sections[at] = names[s]
+            if headings:
+                names = seg.sections
+                for at, s in zip(np.flatnonzero(mask).tolist(), seg.passages["section"][local].tolist()):
+                    sections[at] = names[s]
         return paragraphs, sections, keys, tokens
 
     def is_boilerplate_key(self, keys: np.ndarray) -> np.ndarray:

@@ -373,7 +373,7 @@ class Retriever:
         seen_keys: set[int] = set()
         positions = np.array([cat.position(pid) for pid, _ in ranked], dtype=np.int64)
         refs = cat.decision_numbers(positions).tolist()
-        keys = cat.passage_columns(positions)[2]
+        keys = cat.passage_columns(positions, headings=False)[2]
         shared = cat.is_boilerplate_key(keys).tolist()
         for (pid, score), ref, key, boilerplate in zip(ranked, refs, keys.tolist(), shared):
             if boilerplate:
