@@ -90,6 +90,7 @@ class Evidence:
     matrix: np.ndarray
     dense: np.ndarray  # cosine of each candidate (its best window)
     lexical: np.ndarray  # BM25 score of each candidate
+    positions: np.ndarray  # each candidate's catalogue position
 
     def column(self, name: str) -> np.ndarray:
         return self.matrix[:, INDEX[name]]
@@ -138,7 +139,7 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     n = len(pids)
     m = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if not n:
-        return Evidence([], m, np.zeros(0), np.zeros(0))
+        return Evidence([], m, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
     vector = None if vector is None else np.asarray(vector, dtype=np.float32)
 
     # -- the passages of the candidates' decisions ------------------------------------------------
@@ -259,4 +260,4 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
     for name in ("alias_match", "alias_conflict", "authority_match", "outcome_match", "outcome_conflict",
                  "category_overlap", "year_match", "year_conflict"):
         m[:, INDEX[name]] = named[idx, INDEX[name]]
-    return Evidence(list(pids), m, dense, lexical)
+    return Evidence(list(pids), m, dense, lexical, positions)

@@ -270,7 +270,8 @@ class Retriever:
         scores = (ranker or self.ranker).probability(evidence.matrix)
         scored = dict(zip(evidence.pids, (float(v) for v in scores)))
         lexical = {pid: float(v) for pid, v in zip(evidence.pids, evidence.lexical)}
-        return self._order(scored, lexical, query, k, per_decision, asked, self._contradicted(query, evidence))
+        return self._order(scored, lexical, query, k, per_decision, asked, self._contradicted(query, evidence),
+                           dict(zip(evidence.pids, evidence.positions.tolist())))
 
     def _contradicted(self, query: Query, evidence: Evidence) -> set[str]:
         """Candidates from decisions whose outcome contradicts the one a "why" question states
@@ -286,12 +287,13 @@ class Retriever:
         return {pid for pid, conflict in zip(evidence.pids, evidence.column("outcome_conflict")) if conflict}
 
     def _order(self, scored: dict[str, float], lexical: dict[str, float], query: Query, k: int,
-               per_decision: int, asked: str | None, after: set[str] = frozenset()) -> list[tuple[str, float]]:
+               per_decision: int, asked: str | None, after: set[str] = frozenset(),
+               positions: dict[str, int] | None = None) -> list[tuple[str, float]]:
         if asked:
             scored[asked] = max(scored.values(), default=0.0) + 1.0
         # Ties go to the passage with more of the question's exact words, then to the first id.
         ranked = sorted(scored.items(), key=lambda kv: (kv[0] in after, -kv[1], -lexical.get(kv[0], 0.0), kv[0]))
-        return self._select(ranked, query, k, per_decision)
+        return self._select(ranked, query, k, per_decision, positions or {})
 
     def evidence(self, query: Query, allowed: set[str] | None = None, n: int = CANDIDATES) -> Evidence:
         """The candidates for ``query`` (the best ``n`` of dense and of BM25 search, among
@@ -364,14 +366,16 @@ class Retriever:
     def is_boilerplate(self, pid: str) -> bool:
         return self.catalogue.is_boilerplate(pid)
 
-    def _select(self, ranked: list[tuple[str, float]], query: Query, k: int, per_decision: int) -> list[tuple[str, float]]:
-        """Top ``k`` with boilerplate handled and no decision taking more than its share at first."""
+    def _select(self, ranked: list[tuple[str, float]], query: Query, k: int, per_decision: int,
+                known: dict[str, int]) -> list[tuple[str, float]]:
+        """Top ``k`` with boilerplate handled and no decision taking more than its share at first
+        (``known``: the catalogue positions of candidates, when the caller has them)."""
         cat = self.catalogue
         out: list[tuple[str, float]] = []
         overflow: list[tuple[str, float]] = []
         per: dict[int, int] = {}
         seen_keys: set[int] = set()
-        positions = np.array([cat.position(pid) for pid, _ in ranked], dtype=np.int64)
+        positions = np.array([known[pid] if pid in known else cat.position(pid) for pid, _ in ranked], dtype=np.int64)
         refs = cat.decision_numbers(positions).tolist()
         keys = cat.passage_columns(positions, headings=False)[2]
         shared = cat.is_boilerplate_key(keys).tolist()
