@@ -303,3 +303,20 @@ def test_a_segment_written_without_texts_gets_them_from_the_store_when_opened(se
     kept = cat.Catalogue.load(store)
     assert not (folder / "text_start.npy").exists()
     assert stored_everywhere(archive, kept)[0] == from_store
+
+
+def test_a_clustered_segment_missing_its_vectors_is_refused_with_the_command_that_rebuilds_it(
+        seeds_archive, embedder, tmp_path, monkeypatch):
+    from index import segment
+
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    monkeypatch.setattr(segment, "CLUSTER_MIN_WINDOWS", 10)
+    monkeypatch.setattr(segment, "WINDOWS_PER_CLUSTER", 5)
+    shutil.rmtree(store.catalogue_dir)
+    folder = cat.Catalogue.load(store).segments[0].folder
+    assert (folder / "cluster_rows.npy").exists()
+    for name in ("slot_vectors", "slot_scales", "window_slot"):
+        (folder / f"{name}.npy").unlink()
+    with pytest.raises(segment.CatalogueFileError, match=r"without its vectors.*ombudsman ingest --rebuild"):
+        cat.Catalogue.load(store)
