@@ -33,9 +33,17 @@ log = logging.getLogger(__name__)
 SUFFIXES = {".txt", ".html", ".htm"}
 ADDED, REPLACED, UNCHANGED, FAILED, REMOVED, REPAIRED = "added", "replaced", "unchanged", "failed", "removed", "repaired"
 # Windows embedded per batch: large enough to sort by length and keep the encoder busy, small
-# enough that a killed ingest loses little and memory stays flat.
-# Measured: 1024 windows embed about 1.3x faster than 256 (less padding after sorting by length).
-BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_INGEST_BATCH", "1024"))
+# enough that a killed ingest loses little (about 20 s of work) and memory stays flat (about 10 MB).
+# Measured: 1024 windows embed about 1.3x faster than 256 (less padding after sorting by length);
+# `OMBUDSMAN_INGEST_BATCH=N python -m eval.bench_ingest --encoder onnx-int8 --repeat 20 --rounds 2`
+# (16,800 paragraphs): ingest at 0.81 of the encoder-alone rate with 1024, 0.88 with 4096 and
+# 0.83 with 8192 (fewer, larger writes to Chroma; with 8192 the last batch's write is long and
+# overlaps nothing).
+BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_INGEST_BATCH", "4096"))
+# ... but a short ingest embeds about a quarter of its windows per batch (at least this many): in
+# one or two large batches, embedding and writing would run one after the other. Same command
+# with `--repeat 5` (4,200 paragraphs): 0.85 with batches of 1024, 0.82 with 4096.
+SHORT_BATCH_WINDOWS = 1024
 
 
 @dataclass
@@ -124,6 +132,7 @@ class _Writer:
         self.progress, self.total, self.done = progress, total, 0
         self.pending: list[tuple[Decision, list[Passage], list[list[str]], FileResult]] = []
         self.pending_windows = 0
+        self.batch_windows = BATCH_WINDOWS
         self.replacing: set[str] = set()  # references that may have passages stored already
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
@@ -149,7 +158,7 @@ class _Writer:
     def add(self, decision: Decision, passages: list[Passage], windows: list[list[str]], result: FileResult) -> None:
         self.pending.append((decision, passages, windows, result))
         self.pending_windows += sum(len(w) for w in windows)
-        if self.pending_windows >= BATCH_WINDOWS:
+        if self.pending_windows >= self.batch_windows:
             self.flush()
 
     def report_result(self, result: FileResult) -> None:
@@ -300,6 +309,15 @@ def _plan(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Wr
     return jobs
 
 
+def batch_windows(jobs: list[_Job]) -> int:
+    """Windows per embedding batch for these jobs (see ``SHORT_BATCH_WINDOWS``), counting a window
+    per passage; ``BATCH_WINDOWS`` when some were not kept parsed (an ingest that large is long)."""
+    if any(j.decision is None for j in jobs):
+        return BATCH_WINDOWS
+    passages = sum(len(j.decision.paragraphs) + 1 for j in jobs if j.decision is not None)
+    return max(min(BATCH_WINDOWS, SHORT_BATCH_WINDOWS), min(BATCH_WINDOWS, passages // 4))
+
+
 _DONE = object()
 
 
@@ -415,7 +433,9 @@ def ingest(
     writer.replacing = set(records)
     writer._tick()
     try:
-        _write_all(_plan(seen, records, store, writer), writer)
+        jobs = _plan(seen, records, store, writer)
+        writer.batch_windows = batch_windows(jobs)
+        _write_all(jobs, writer)
     finally:
         writer.close()
 

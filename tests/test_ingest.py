@@ -564,3 +564,26 @@ def json_manifest(store: Store) -> dict:
     import json
 
     return json.loads((store.catalogue_dir / "manifest.json").read_text())
+
+
+def test_a_short_ingest_embeds_a_quarter_of_its_passages_per_batch_and_a_long_one_full_batches(monkeypatch):
+    from index import ingest as ingest_module
+    from index.decision import Decision, Paragraph
+    from index.ingest import FileResult, _Job, batch_windows
+
+    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 400)
+    monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", 100)
+
+    def jobs(decisions: int, paragraphs: int) -> list:
+        return [_Job(FileResult(f"{i}.txt", ADDED, f"24 000 {i:03d}"), decision=Decision(
+            reference=f"24 000 {i:03d}", authority="A Council",
+            paragraphs=tuple(Paragraph(n, "Final decision", f"Text {n}.") for n in range(1, paragraphs + 1))))
+            for i in range(decisions)]
+
+    assert batch_windows(jobs(100, 9)) == 250  # 1,000 passages counted: 9 paragraphs and a Summary each
+    assert batch_windows(jobs(10, 9)) == 100  # never below the short batch
+    assert batch_windows(jobs(400, 9)) == 400  # never above the full batch
+    unparsed = jobs(10, 9) + [_Job(FileResult("big.txt", ADDED, "24 999 999"), path=Path("big.txt"))]
+    assert batch_windows(unparsed) == 400  # a file not kept parsed: an ingest too large to count
+    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 64)  # set below the short batch: it wins
+    assert batch_windows(jobs(100, 9)) == 64
