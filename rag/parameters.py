@@ -40,8 +40,9 @@ EXACT_DENSE_LIMIT = 50_000
 # dense_recall_at_100 (0.97 at 100,000 paragraphs with 32; every probe more costs ~0.15 ms).
 DENSE_PROBES = 64
 
-# Decisions a retriever keeps parsed after reading them for hits (most recently used): speed only.
-# A decision's parsed JSON is a few kilobytes, so 4,096 of them cost tens of megabytes.
+# Decisions a retriever keeps parsed after reading them for passages its catalogue does not hold (most
+# recently used; hits come from the catalogue): speed only. A decision's parsed JSON is a few
+# kilobytes, so 4,096 of them cost tens of megabytes.
 DECISION_CACHE = 4096
 # Filters whose passages a retriever keeps (most recently used): speed only; each costs a bool per
 # passage of the archive (1.5 MB at 1.5 million paragraphs) and, for a filter of at most
