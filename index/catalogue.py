@@ -243,10 +243,12 @@ def _add_texts(store: Store, seg: Segment) -> None:
     text_bytes, lengths = bytearray(), []  # (not a list of every text: an archive's are half a gigabyte)
     for i in range(0, len(seg.decisions), STORE_CHUNK):
         records = seg.decisions[i: i + STORE_CHUNK]
-        stored = {d.reference: d for d in store.iter_decisions([r["ref"] for r in records])}
+        slugs = {r["ref"].replace(" ", "-"): r["ref"] for r in records}
+        # The hash the store recorded, not one computed again (which a parser change would move).
+        stored = {slugs[slug]: found for slug, found in store.read_decisions(list(slugs)).items()}
         for rec in records:
-            d = stored.get(rec["ref"])
-            same = d is not None and d.content_hash == rec["content_hash"]
+            d, content_hash = stored.get(rec["ref"], (None, ""))
+            same = d is not None and content_hash == rec["content_hash"]
             for n in seg.paragraph[rec["first"]: rec["first"] + rec["count"]].tolist():
                 fields = passage_fields(d, SUMMARY if n < 0 else n) if same else None
                 encoded = fields[0].encode("utf-8") if fields else b""
@@ -480,9 +482,11 @@ class Catalogue:
             if found is None or self.segments[found.segment].text_start is None:
                 continue
             seg = self.segments[found.segment]
+            text = seg.text(found.local)
+            if not text:  # a text the catalogue could not get when it was made: the store's, then
+                continue
             row = self.row_at(found.position)
             d = self.decisions[row.ref]
-            text = seg.text(found.local)
             out[pid] = StoredPassage(pid, {
                 "passage_id": pid, "ref": row.ref, "paragraph": row.paragraph, "section": row.section,
                 "subsection": row.subsection, "authority": d["authority"], "category": d["category"],

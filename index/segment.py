@@ -135,6 +135,7 @@ def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Rows converted to float32 at a time by ``dot_rows``: 1.5 MB for 384 dimensions, within a core's
 # cache. Speed only (256 rows: 20% slower).
 DOT_BLOCK = 1024
+DOT_GROUP = 16  # rows a block is padded to a multiple of (see ``dot_rows``)
 _buffers = threading.local()
 
 
@@ -143,7 +144,10 @@ def dot_rows(vectors: np.ndarray, vector: np.ndarray, runs: list[tuple[int, int]
     ``runs``, in order) and a float32 ``vector``. A block of rows at a time is converted into a
     float32 buffer that stays in cache and multiplied there by BLAS: about 1.8 times as fast as
     numpy's mixed int8/float32 product, which converts as it goes, and the same but for the order
-    of float32 sums (a relative difference of about 1e-7)."""
+    of float32 sums (a relative difference of about 1e-7). Blocks are padded with zero rows to a
+    multiple of ``DOT_GROUP``: BLAS computes a block's last few rows with another kernel, and
+    identical rows (a standard paragraph in many decisions) must score identically wherever they
+    fall, or ties between them would be broken by rounding instead of by position."""
     vector = np.asarray(vector, dtype=np.float32)
     runs = [(0, len(vectors))] if runs is None else runs
     out = np.empty(sum(b - a for a, b in runs), dtype=np.float32)
@@ -156,10 +160,12 @@ def dot_rows(vectors: np.ndarray, vector: np.ndarray, runs: list[tuple[int, int]
     for a, b in runs:
         for start in range(a, b, DOT_BLOCK):
             end = min(start + DOT_BLOCK, b)
-            rows = buffer[: end - start]
-            np.copyto(rows, vectors[start:end], casting="unsafe")
-            np.dot(rows, vector, out=out[at: at + end - start])
-            at += end - start
+            n = end - start
+            padded = -(-n // DOT_GROUP) * DOT_GROUP
+            np.copyto(buffer[:n], vectors[start:end], casting="unsafe")
+            buffer[n:padded] = 0.0
+            out[at: at + n] = np.dot(buffer[:padded], vector)[:n]
+            at += n
     return out
 
 
@@ -301,7 +307,11 @@ def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
     if segment.text_start is not None:
         kept = np.flatnonzero(passage_keep)
         first, ends = segment.text_start[kept], segment.text_start[kept + 1]
-        text_bytes = np.asarray(segment.text_bytes)[spans(first, ends - first)].astype(np.uint8)
+        # A slice per kept decision (its passages' texts are one run), not an index per byte.
+        runs = [(int(segment.text_start[rec["first"]]), int(segment.text_start[rec["first"] + rec["count"]]))
+                for rec in (segment.decisions[d] for d in old_of_decision)]
+        source = segment.text_bytes
+        text_bytes = np.concatenate([np.asarray(source[a:b]) for a, b in runs] or [np.zeros(0, np.uint8)]).astype(np.uint8)
         text_start = np.concatenate(([0], np.cumsum(ends - first))).astype(np.int64)
     return Columns(decisions, segment.sections, segment.subsections, segment.statutes, list(segment.terms),
                    rows, statute_ids.astype(np.int32), terms[live], new_row[docs[live]].astype(np.int32),
@@ -522,10 +532,20 @@ class Segment:
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]
         self.decision_of = self.passages["decision"]
-        self.texts_in_file = (self.folder / "text_start.npy").exists() and self.text_start is not None
-        self._text_file = None  # text_bytes.npy, opened on the first text read
-        self._text_offset = 0
-        self._text_lock = threading.Lock()
+        self._text_file: tuple | None = None  # (text_bytes.npy open, where its data begins)
+        if self.text_start is not None and (self.folder / "text_start.npy").exists():
+            self._open_texts()
+
+    def _open_texts(self) -> None:
+        """Open the texts' file with the segment: a merge may remove the folder while a search still
+        reads this segment (its mapped arrays stay readable, and so does a file already open)."""
+        try:
+            f = open(self.folder / "text_bytes.npy", "rb", buffering=0)
+            major, _ = np.lib.format.read_magic(f)
+            (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(f)
+            self._text_file = (f, f.tell())
+        except OSError:
+            self._text_file = None  # read through the mapping instead
 
     def text(self, local: int) -> str:
         """The text of local passage ``local`` (the segment must keep texts). Read from the file
@@ -533,16 +553,10 @@ class Segment:
         around it too, and a few thousand hits would count the whole file in the process's RSS."""
         assert self.text_start is not None and self.text_bytes is not None
         a, b = int(self.text_start[local]), int(self.text_start[local + 1])
-        if self._text_file is None and self.texts_in_file:
-            with self._text_lock:
-                if self._text_file is None:
-                    self._text_file = open(self.folder / "text_bytes.npy", "rb", buffering=0)
-                    major, _ = np.lib.format.read_magic(self._text_file)
-                    header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-                    header(self._text_file)
-                    self._text_offset = self._text_file.tell()
-        if self._text_file is not None:
-            return os.pread(self._text_file.fileno(), b - a, self._text_offset + a).decode("utf-8")
+        opened = self._text_file
+        if opened is not None:
+            f, offset = opened
+            return os.pread(f.fileno(), b - a, offset + a).decode("utf-8")
         return self.text_bytes[a:b].tobytes().decode("utf-8")
 
     def add_texts(self, text_bytes: np.ndarray, text_start: np.ndarray) -> None:
@@ -552,10 +566,14 @@ class Segment:
             raise ValueError(f"{self.folder}: {len(text_start) - 1} texts for {len(self.passages)} passages")
         try:
             _write_beside(self.folder, [("text_bytes", text_bytes), ("text_start", text_start)])
-            self.texts_in_file = True
         except OSError as e:
             log.warning("%s: the passages' texts could not be written beside the segment (%s)", self.folder, e)
-        self.text_bytes, self.text_start = text_bytes, text_start
+            self.text_bytes, self.text_start = text_bytes, text_start
+            return
+        # Written: read from the files as a segment opened with them would (not held in memory).
+        self.text_bytes, self.text_start = _texts(self.folder, lambda name: np.asarray(np.load(
+            self.folder / f"{name}.npy", mmap_mode="r")))
+        self._open_texts()
 
     def __len__(self) -> int:
         return len(self.passages)

@@ -320,3 +320,25 @@ def test_a_clustered_segment_missing_its_vectors_is_refused_with_the_command_tha
         (folder / f"{name}.npy").unlink()
     with pytest.raises(segment.CatalogueFileError, match=r"without its vectors.*ombudsman ingest --rebuild"):
         cat.Catalogue.load(store)
+
+
+def test_identical_int8_rows_score_identically_wherever_they_fall_in_a_block():
+    from index.segment import DOT_BLOCK, dot_rows
+
+    rng = np.random.default_rng(5)
+    rows = rng.integers(-127, 128, size=(DOT_BLOCK + 7, 384), dtype=np.int8)
+    places = [0, 5, DOT_BLOCK - 1, DOT_BLOCK + 6]  # first, inside, a block's last row, a short block's last
+    rows[places] = rows[3]
+    vector = rng.standard_normal(384).astype(np.float32)
+    got = dot_rows(rows, vector)
+    alone = dot_rows(rows[3:4], vector)[0]
+    assert {float(got[p]) for p in places} | {float(got[3]), float(alone)} == {float(alone)}
+
+
+def test_a_catalogue_still_gives_its_texts_after_a_merge_removed_its_segment_folders(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    c = cat.Catalogue.load(archive.store)
+    want = archive.store.passages(list(c.passages))
+    for seg in c.segments:
+        shutil.rmtree(seg.folder)  # as a merge in another process does while this one still searches
+    assert c.stored_passages(list(c.passages)) == want
