@@ -37,7 +37,7 @@ from index.decision import Decision
 from index.lexical import LexicalIndex
 from index.passage import SUMMARY, aliases_in, passage_fields, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
-                           concatenate, dot_rows, part_of, parts_of_writes, write_segment)
+                           concatenate, dot_rows, part_of, parts_of_writes, texts_of, write_segment)
 from index.store import DecisionRecord, Store, StoredPassage, window_id
 
 log = logging.getLogger(__name__)
@@ -240,23 +240,21 @@ def _add_texts(store: Store, seg: Segment) -> None:
     """Give a segment written without its passages' texts those of the stored decisions (a copy
     the store has since rewritten or removed is dead here: its texts are left empty)."""
     log.info("adding the passages' texts of %d decisions to the catalogue", len(seg.decisions))
-    text_bytes, lengths = bytearray(), []  # (not a list of every text: an archive's are half a gigabyte)
-    for i in range(0, len(seg.decisions), STORE_CHUNK):
-        records = seg.decisions[i: i + STORE_CHUNK]
-        slugs = {r["ref"].replace(" ", "-"): r["ref"] for r in records}
-        # The hash the store recorded, not one computed again (which a parser change would move).
-        stored = {slugs[slug]: found for slug, found in store.read_decisions(list(slugs)).items()}
-        for rec in records:
-            d, content_hash = stored.get(rec["ref"], (None, ""))
-            same = d is not None and content_hash == rec["content_hash"]
-            for n in seg.paragraph[rec["first"]: rec["first"] + rec["count"]].tolist():
-                fields = passage_fields(d, SUMMARY if n < 0 else n) if same else None
-                encoded = fields[0].encode("utf-8") if fields else b""
-                text_bytes += encoded
-                lengths.append(len(encoded))
-    text_start = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=text_start[1:])
-    seg.add_texts(np.frombuffer(text_bytes, dtype=np.uint8), text_start)
+
+    def texts() -> Iterator[str]:
+        for i in range(0, len(seg.decisions), STORE_CHUNK):
+            records = seg.decisions[i: i + STORE_CHUNK]
+            slugs = {r["ref"].replace(" ", "-"): r["ref"] for r in records}
+            # The hash the store recorded, not one computed again (which a parser change would move).
+            stored = {slugs[slug]: found for slug, found in store.read_decisions(list(slugs)).items()}
+            for rec in records:
+                d, content_hash = stored.get(rec["ref"], (None, ""))
+                same = d is not None and content_hash == rec["content_hash"]
+                for n in seg.paragraph[rec["first"]: rec["first"] + rec["count"]].tolist():
+                    fields = passage_fields(d, SUMMARY if n < 0 else n) if same else None
+                    yield fields[0] if fields else ""
+
+    seg.add_texts(*texts_of(texts()))
 
 
 def in_step(store: Store, generation: str) -> bool:
@@ -742,11 +740,11 @@ class DecisionColumns:
     def category_names(self) -> list[str]:
         return list(self.categories)
 
-    def has(self, column: str, values) -> np.ndarray:
-        """Whether each decision's ``column`` (authority, outcome, category) is one of ``values``,
-        for all decisions by number."""
+    def has(self, column: str, values, numbers: np.ndarray) -> np.ndarray:
+        """Whether the ``column`` (authority, outcome, category) of each decision of ``numbers`` is
+        one of ``values``."""
         table = getattr(self, {"authority": "authorities", "outcome": "outcomes", "category": "categories"}[column])
-        return np.isin(getattr(self, column), [table[v] for v in values if v in table])
+        return np.isin(getattr(self, column)[numbers], [table[v] for v in values if v in table])
 
 
 def _codes(values) -> tuple[np.ndarray, dict[str, int]]:

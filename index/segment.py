@@ -223,12 +223,17 @@ class Columns:
     text_start: np.ndarray | None = None  # int64, one more than passages: where each text starts
 
 
-def texts_of(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``text_bytes`` and ``text_start`` of some texts, in order."""
-    encoded = [t.encode("utf-8") for t in texts]
-    start = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=start[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), start
+def texts_of(texts) -> tuple[np.ndarray, np.ndarray]:
+    """``text_bytes`` and ``text_start`` of some texts (any iterable), in order: encoded one at a
+    time into one buffer, never a list of them all (an archive's are half a gigabyte)."""
+    text_bytes, lengths = bytearray(), []
+    for text in texts:
+        encoded = text.encode("utf-8")
+        text_bytes += encoded
+        lengths.append(len(encoded))
+    start = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=start[1:])
+    return np.frombuffer(text_bytes, dtype=np.uint8), start
 
 
 def boilerplate_number(key: str) -> int:
@@ -270,7 +275,7 @@ def columns_of_parts(parts: list[Part], dimension: int) -> Columns:
             window += n
     vectors = np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, dimension), np.float32)
     q, scales = quantise(vectors)
-    text_bytes, text_start = texts_of([p.text for part in parts for p in part.passages])
+    text_bytes, text_start = texts_of(p.text for part in parts for p in part.passages)
     return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values, rows,
                    np.asarray(statute_ids, dtype=np.int32), np.asarray(p_term, dtype=np.int32),
                    np.asarray(p_doc, dtype=np.int32), np.asarray(p_tf, dtype=np.uint16), q, scales,
@@ -590,10 +595,13 @@ class Segment:
         a, b = int(self.term_start[t]), int(self.term_start[t + 1])
         return self.posting_doc[a:b], self.posting_tf[a:b]
 
+    def _slots(self, rows: np.ndarray) -> np.ndarray:
+        """Where local window ``rows`` are in ``vectors`` and ``scales``."""
+        return rows if self.window_slot is None else self.window_slot[rows]
+
     def window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """int8 vectors and scales of local window ``rows``."""
-        rows = np.asarray(rows, dtype=np.int64)
-        slots = rows if self.window_slot is None else self.window_slot[rows]
+        slots = self._slots(np.asarray(rows, dtype=np.int64))
         return np.asarray(self.vectors[slots]), np.asarray(self.scales[slots])
 
     def window_vectors(self, rows: np.ndarray) -> np.ndarray:
@@ -602,10 +610,9 @@ class Segment:
         return v.astype(np.float32) * sc[:, None]
 
     def similarities(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """Cosine of local window ``rows`` with ``vector`` (float32, unit length). The int8 rows
-        are multiplied as they are and scaled after: converting them to float32 first costs
-        several times the product."""
-        slots = rows if self.window_slot is None else self.window_slot[rows]
+        """Cosine of local window ``rows`` with ``vector`` (float32, unit length): the int8 rows
+        multiplied by ``dot_rows``, then scaled."""
+        slots = self._slots(rows)
         return dot_rows(self.vectors[slots], vector) * self.scales[slots]
 
     def probe(self, vector: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -239,11 +239,11 @@ def gather(cat: Catalogue, query: Query, pids: list[str], vector: np.ndarray | N
         named[:, INDEX["alias_match"]] = has
         named[:, INDEX["alias_conflict"]] = ~has
     if query.authorities:
-        named[:, INDEX["authority_match"]] = columns.has("authority", query.authorities)[order]
+        named[:, INDEX["authority_match"]] = columns.has("authority", query.authorities, order)
     if query.outcomes:
-        same = columns.has("outcome", query.outcomes)[order]
+        same = columns.has("outcome", query.outcomes, order)
         named[:, INDEX["outcome_match"]] = same
-        named[:, INDEX["outcome_conflict"]] = ~same & ~columns.has("outcome", [""])[order]
+        named[:, INDEX["outcome_conflict"]] = ~same & ~columns.has("outcome", [""], order)
     question_tokens = set(tokenize(query.content))
     codes = columns.category[order]
     for code in np.unique(codes).tolist():
