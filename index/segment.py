@@ -405,11 +405,20 @@ def _write_decision_vectors(folder: Path, vectors: np.ndarray, scales: np.ndarra
     _write_beside(folder, [("decision_scales", sc), ("decision_vectors", q)])  # vectors last: their presence says both are there
 
 
-def _texts(folder: Path, array) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """A segment's texts, when both files are there (``text_start`` is written last)."""
+def _texts(folder: Path, array, passages: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A segment's texts, when both files are there (``text_start`` is written last) and agree with
+    each other and with its ``passages`` (else None: the catalogue makes them again from the store)."""
     if not (folder / "text_start.npy").exists():
         return None, None
-    return array("text_bytes"), array("text_start")
+    try:
+        text_bytes, text_start = array("text_bytes"), array("text_start")
+    except (OSError, ValueError) as e:
+        log.warning("%s: the passages' texts cannot be read (%s); they are made again", folder, e)
+        return None, None
+    if text_bytes is None or len(text_start) != passages + 1 or int(text_start[-1]) != len(text_bytes):
+        log.warning("%s: the passages' texts do not match the segment's passages; they are made again", folder)
+        return None, None
+    return text_bytes, text_start
 
 
 def _write_beside(folder: Path, arrays: list[tuple[str, np.ndarray]]) -> None:
@@ -532,7 +541,7 @@ class Segment:
                    array("statutes"), array("term_start"), array("posting_doc"), array("posting_tf"),
                    vectors, scales, array("window_passage"), array("centroids"),
                    array("cluster_start"), array("cluster_rows"), array("decision_vectors"),
-                   array("decision_scales"), window_slot, *_texts(folder, array))
+                   array("decision_scales"), window_slot, *_texts(folder, array, len(array("passages"))))
 
     def __post_init__(self) -> None:
         self.paragraph = self.passages["paragraph"]
@@ -577,7 +586,7 @@ class Segment:
             return
         # Written: read from the files as a segment opened with them would (not held in memory).
         self.text_bytes, self.text_start = _texts(self.folder, lambda name: np.asarray(np.load(
-            self.folder / f"{name}.npy", mmap_mode="r")))
+            self.folder / f"{name}.npy", mmap_mode="r")), len(self.passages))
         self._open_texts()
 
     def __len__(self) -> int:

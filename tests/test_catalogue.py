@@ -342,3 +342,18 @@ def test_a_catalogue_still_gives_its_texts_after_a_merge_removed_its_segment_fol
     for seg in c.segments:
         shutil.rmtree(seg.folder)  # as a merge in another process does while this one still searches
     assert c.stored_passages(list(c.passages)) == want
+
+
+def test_texts_that_do_not_match_their_segment_are_made_again_from_the_store(seeds_archive, embedder, tmp_path):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    c = cat.Catalogue.load(store)
+    want = archive.store.passages(list(c.passages))
+    folder = c.segments[0].folder
+    whole = np.load(folder / "text_bytes.npy")
+    np.save(folder / "text_bytes.npy", whole[: len(whole) // 2])  # cut short, as by a full disk
+    again = cat.Catalogue.load(store)
+    assert len(np.load(folder / "text_bytes.npy")) == len(whole)
+    assert again.stored_passages(list(again.passages)) == want
+    np.save(folder / "text_start.npy", np.zeros(3, dtype=np.int64))  # offsets for another segment
+    assert cat.Catalogue.load(store).stored_passages(list(again.passages)) == want
