@@ -321,6 +321,7 @@ class OnnxEmbedder(Embedder):
             self._pad_id = int(self.tokenizer.pad_token_id or 0)
             self._cls, self._sep = self.tokenizer(" ", add_special_tokens=True)["input_ids"]  # "[CLS] [SEP]"
         self._pieces: dict[str, list[int]] = {}  # word pieces counted for windows, until embedded
+        self._counted: dict[str, int] = {}  # how many counted uses of each text are not embedded yet
 
     def count_model_tokens_many(self, texts: list[str]) -> list[int]:
         """As the base class does, keeping each text's word pieces for ``_tokenise``: ingest counts
@@ -332,17 +333,31 @@ class OnnxEmbedder(Embedder):
             got = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
             for text, ids in zip(texts, got):
                 self._pieces[text] = ids
+                self._counted[text] = self._counted.get(text, 0) + 1
             while len(self._pieces) > PIECES_KEPT:
-                self._pieces.pop(next(iter(self._pieces)))
+                oldest = next(iter(self._pieces))
+                del self._pieces[oldest], self._counted[oldest]
         return [len(ids) for ids in got]
+
+    def _forget(self, text: str) -> None:
+        """One counted use of ``text`` is embedded; its pieces go when no counted use is left.
+
+        Kept per use, not per text: a standard paragraph recurs across decisions, counted once for
+        each, and its copies may be embedded in different batches."""
+        left = self._counted.get(text, 0) - 1
+        if left > 0:
+            self._counted[text] = left
+        elif left == 0:
+            del self._pieces[text], self._counted[text]
 
     def _tokenise(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
         ids: list[list[int] | None] = [None] * len(texts)
         with self._tokenizer_lock:
             for i, text in enumerate(texts):
-                pieces = self._pieces.pop(text, None)
+                pieces = self._pieces.get(text)
                 if pieces is not None and len(pieces) <= self.max_tokens - 2:  # what truncation would keep
                     ids[i] = [self._cls, *pieces, self._sep]
+                self._forget(text)
             rest = [i for i, found in enumerate(ids) if found is None]
             if rest:
                 enc = self.tokenizer(

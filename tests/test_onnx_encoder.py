@@ -274,6 +274,39 @@ def test_pieces_counted_for_windows_are_embedded_as_the_tokenizer_would_make_the
     assert np.array_equal(encoder.embed(texts), fresh)
 
 
+def test_a_standard_paragraph_counted_for_several_decisions_is_tokenised_only_when_counted(exported, seed_paragraphs):
+    # Standard paragraphs recur across decisions: each decision's copy is counted for windows, and
+    # each copy embedded, in the same batch or a later one, uses the pieces counted for it.
+    encoder = exported.fp32
+    standard, other = seed_paragraphs[0], seed_paragraphs[1]
+    with encoder._tokenizer_lock:
+        direct = encoder.tokenizer([standard, other], truncation=True, max_length=encoder.max_tokens,
+                                   padding=False, return_attention_mask=False, return_token_type_ids=True)
+    encoder.count_model_tokens_many([standard, other])  # first decision
+    encoder.count_model_tokens_many([standard])  # second decision
+    encoder.count_model_tokens_many([standard])  # third decision
+    calls = []
+    real = encoder.tokenizer
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    encoder.__dict__["tokenizer"] = counted
+    try:
+        first, _ = encoder._tokenise([standard, other, standard])  # one batch: two decisions
+        assert standard in encoder._pieces and other not in encoder._pieces
+        second, _ = encoder._tokenise([standard])  # a later batch: the third
+        assert calls == []
+        assert standard not in encoder._pieces  # every counted use embedded: let go
+        again, _ = encoder._tokenise([standard])  # not counted this time: tokenised
+        assert len(calls) == 1
+    finally:
+        encoder.__dict__["tokenizer"] = real
+    assert first == [direct["input_ids"][0], direct["input_ids"][1], direct["input_ids"][0]]
+    assert second == again == [direct["input_ids"][0]]
+
+
 def test_the_window_and_size_come_from_the_models_configuration(exported):
     assert exported.fp32.max_tokens == 256
     assert exported.fp32.dimension == 384
