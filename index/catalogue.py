@@ -37,7 +37,7 @@ from index.decision import Decision
 from index.lexical import LexicalIndex
 from index.passage import SUMMARY, aliases_in, passage_fields, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
-                           concatenate, dot_rows, part_of, parts_of_writes, texts_of, write_segment)
+                           concatenate, dot_rows, part_of, parts_of_writes, take_rows, texts_of, write_segment)
 from index.store import DecisionRecord, Store, StoredPassage, window_id
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,11 @@ def _clear(folder: Path) -> None:
 
 def _segment_dir(folder: Path, seq: int) -> Path:
     return folder / f"segment-{seq:06d}"
+
+
+def _has_segment_folders(folder: Path) -> bool:
+    """Whether ``folder`` holds any segment, listed in its manifest or not (one of another layout)."""
+    return folder.is_dir() and any(folder.glob("segment-*"))
 
 
 # -- writing -------------------------------------------------------------------------------------------
@@ -258,9 +263,13 @@ def _add_texts(store: Store, seg: Segment) -> None:
 
 
 def in_step(store: Store, generation: str) -> bool:
-    """Whether the saved catalogue was reconciled with the store at ``generation``."""
+    """Whether the saved catalogue was reconciled with the store at ``generation``, or both are
+    empty (a new index's first ingest then need not read back every record it wrote)."""
     manifest = _read_manifest(store.catalogue_dir)
-    return bool(manifest and generation and manifest.get("store_generation") == generation)
+    if manifest and generation and manifest.get("store_generation") == generation:
+        return True
+    return not (manifest or {}).get("segments") and not _has_segment_folders(store.catalogue_dir) \
+        and not store.has_decisions()
 
 
 def mark_in_step(store: Store, generation: str) -> None:
@@ -617,7 +626,7 @@ class Catalogue:
             mask = places[:, 0] == i
             seg = self.segments[int(i)]
             rows = places[mask, 1]
-            out[mask] = dot_rows(seg.decision_vectors[rows], vector) * seg.decision_scales[rows]
+            out[mask] = dot_rows(take_rows(seg.decision_vectors, rows), vector) * seg.decision_scales[rows]
         return out
 
     def window_spans(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

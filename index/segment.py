@@ -169,6 +169,13 @@ def dot_rows(vectors: np.ndarray, vector: np.ndarray, runs: list[tuple[int, int]
     return out
 
 
+def take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` for a 2-D array: ``np.take`` copies each row whole, about twice as fast as
+    indexing, which copies element by element (20,000 scattered rows of 384 bytes: 2.5 ms instead
+    of 4.8 ms, a named council's passages at 1.5 million paragraphs)."""
+    return np.take(array, rows, axis=0)
+
+
 def kmeans(sample: np.ndarray, k: int, rounds: int = KMEANS_ROUNDS, seed: int = 7) -> np.ndarray:
     """Spherical k-means centroids of ``sample`` (float32 unit rows)."""
     rng = np.random.default_rng(seed)
@@ -611,7 +618,7 @@ class Segment:
     def window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """int8 vectors and scales of local window ``rows``."""
         slots = self._slots(np.asarray(rows, dtype=np.int64))
-        return np.asarray(self.vectors[slots]), np.asarray(self.scales[slots])
+        return take_rows(self.vectors, slots), np.asarray(self.scales[slots])
 
     def window_vectors(self, rows: np.ndarray) -> np.ndarray:
         """float32 vectors of local window ``rows``."""
@@ -622,7 +629,7 @@ class Segment:
         """Cosine of local window ``rows`` with ``vector`` (float32, unit length): the int8 rows
         multiplied by ``dot_rows``, then scaled."""
         slots = self._slots(rows)
-        return dot_rows(self.vectors[slots], vector) * self.scales[slots]
+        return dot_rows(take_rows(self.vectors, slots), vector) * self.scales[slots]
 
     def probe(self, vector: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
         """Local window rows worth scoring for ``vector`` and their cosines: all of a small segment,

@@ -6,9 +6,11 @@ and no single decision crowding out the rest.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
@@ -28,6 +30,9 @@ from rag.ranker import Ranker, load_ranker
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "bm25")
+# Embeds questions beside the searches that wait for them (see ``Retriever.evidence``); one thread
+# per core, shared by every retriever of the process.
+_EMBEDDING = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="ombudsman-question")
 
 
 @dataclass(frozen=True)
@@ -300,16 +305,29 @@ class Retriever:
         ``allowed`` passages if given) with their evidence rows: what the ranking function
         weighs, and what ``eval.fit_ranker`` fits it on."""
         cat = self.catalogue
-        vector = self.question_vector(query.content)
-        dense = self._nearest(vector, allowed, n)
+        # A new question is embedded while BM25 searches: onnxruntime (and torch) release the GIL
+        # while the model runs, so on a second core the embedding costs the search nothing.
+        vector = self._embedding_soon(query.content)
         bm25 = cat.lexical.query(query.lexical_content)
         lexical = bm25.top(n, None if allowed is None else allowed.mask())
+        vector = vector.result()
+        dense = self._nearest(vector, allowed, n)
         found = np.unique(np.array([p for p, _ in dense] + [p for p, _ in lexical], dtype=np.int64))
         pids = cat.pids_at(found)
         # In id order: candidates that tie (the same standard paragraph in several decisions has the
         # same vector and the same words) then rank the same however the store returned them.
         order = sorted(range(len(pids)), key=pids.__getitem__)
         return gather(cat, query, [pids[i] for i in order], vector, bm25, found[order])
+
+    def _embedding_soon(self, text: str) -> Future:
+        """``question_vector(text)`` as a future: at once when kept, else computed in another thread."""
+        with self._lock:
+            kept = self._vectors.get(text)
+        if kept is not None:
+            done: Future = Future()
+            done.set_result(kept)
+            return done
+        return _EMBEDDING.submit(self.question_vector, text)
 
     def question_vector(self, text: str) -> np.ndarray:
         """The embedding of a question, kept for the next searches of it (an answer searches the

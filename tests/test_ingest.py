@@ -83,6 +83,37 @@ def test_reingesting_the_unchanged_corpus_is_quick(corpus_archive, embedder, cor
               f"{store.counts()[1]} passages): {seconds:.2f} s")
 
 
+def test_a_new_index_is_in_step_after_its_first_ingest_without_reading_its_records_back(embedder, tmp_path, monkeypatch):
+    # An empty store and an empty catalogue hold the same thing; the first ingest adds a segment
+    # for everything it writes, so nothing needs reconciling from the store's records.
+    from index import catalogue
+
+    store = Store(StoreConfig(index_dir=tmp_path / "index"))
+
+    def read_back(*args, **kwargs):
+        raise AssertionError("the store's records were read back after the first ingest")
+
+    monkeypatch.setattr(Store, "complete_records", read_back)
+    report = ingest([SEEDS_DIR], store, embedder)
+    assert report.count(ADDED) == 2 and report.embedded_passages == sum(SEED_PASSAGES.values())
+    assert catalogue.in_step(store, store.generation())
+    monkeypatch.undo()
+    assert set(catalogue.Catalogue.load(store).decisions) == set(SEED_PASSAGES)
+
+
+def test_a_store_with_decisions_or_a_catalogue_with_segments_is_not_in_step_with_an_empty_other(seeds_archive, embedder, tmp_path):
+    from index import catalogue
+
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    shutil.rmtree(store.catalogue_dir)
+    assert not catalogue.in_step(store, store.generation())
+    empty = Store(StoreConfig(index_dir=tmp_path / "empty"))
+    assert catalogue.in_step(empty, empty.generation())
+    (empty.catalogue_dir / "segment-000001").mkdir(parents=True)  # one no manifest lists
+    assert not catalogue.in_step(empty, empty.generation())
+
+
 def test_changed_text_replaces_that_decisions_passages(seeds_archive, embedder, tmp_path):
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
     store = archive.store

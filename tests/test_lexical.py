@@ -105,3 +105,23 @@ def test_the_best_score_after_a_restricted_search_is_still_the_best_of_all(corpu
         scores.top(10, ~upheld)
         full = c.lexical.scores(question)
         assert scores.best == (float(full.max()) if full is not None else 0.0), question
+
+
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_the_best_of_all_is_exact_after_a_first_search_among_few_passages(corpus_catalogue, k):
+    # The highest score of all starts from the best of a restricted search (a floor); it stays
+    # exact however few passages that search allowed, and the search's own passages stay exactly
+    # those of scoring every passage.
+    c = corpus_catalogue
+    rng = np.random.default_rng(5)
+    sparse = rng.random(c.size) < 0.02
+    one_decision = np.zeros(c.size, dtype=bool)
+    one_decision[c.position("24-016-809#1"): c.position("24-016-809#15") + 1] = True
+    upheld = cat.PassageSet(c, c.by_outcome["upheld"]).mask()
+    for question in QUESTIONS:
+        full = c.lexical.scores(question)
+        for allowed in (sparse, one_decision, ~upheld):
+            c.lexical._best.clear()  # not known from an earlier search
+            scores = c.lexical.query(question)
+            assert scores.top(k, allowed) == exhaustive(c, question, k, allowed), question
+            assert scores.best == (float(full.max()) if full is not None else 0.0), question

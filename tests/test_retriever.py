@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import numpy as np
 import pytest
 
 from index import config
@@ -495,3 +496,30 @@ def test_a_kept_filter_scores_its_gathered_windows_as_exact_search_does(corpus):
         assert allowed.block.nearest(vector, 10) == cat.exact_nearest(vector, allowed.positions(), 10)
     again = retriever.allowed_passages(retriever.understand("why was it closed"), Filters(authority=authority))
     assert again is allowed  # kept: the next question reuses it
+
+
+def test_a_new_question_is_embedded_beside_its_search_with_the_same_result(corpus, embedder):
+    # The first search of a question embeds it in another thread while BM25 searches; the
+    # vector kept is the question's own, and the same question searched again (vector kept,
+    # no thread) and from several threads at once finds the same passages with the same scores.
+    import threading
+
+    question = "the council took months to assess my father's care needs after his stroke"
+    with corpus._lock:
+        corpus._vectors.pop(question, None)
+    first = [(h.id, h.score) for h in corpus.search(question, k=10)]
+    assert np.array_equal(corpus._vectors[question], embedder.embed_query(question))
+    assert [(h.id, h.score) for h in corpus.search(question, k=10)] == first
+    with corpus._lock:
+        corpus._vectors.pop(question, None)
+    got: list = [None] * 4
+
+    def search(i: int) -> None:
+        got[i] = [(h.id, h.score) for h in corpus.search(question, k=10)]
+
+    threads = [threading.Thread(target=search, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [first] * 4 and len(first) == 10
