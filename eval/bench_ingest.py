@@ -106,6 +106,7 @@ def main() -> None:
             "ingest_rates": [round(rep.rate, 1) for rep in reports],
             "ingest_seconds": [round(rep.seconds, 2) for rep in reports],
             "ingest_embedding_seconds": [round(rep.embed_seconds, 2) for rep in reports],
+            "ingest_seconds_before_embedding": [round(rep.seconds_before_embedding, 2) for rep in reports],
             "reingest_unchanged_seconds": round(again.seconds, 3),
             "reingest_embedded_paragraphs": again.embedded_passages,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -618,3 +618,26 @@ def test_a_short_ingest_embeds_a_quarter_of_its_passages_per_batch_and_a_long_on
     assert batch_windows(unparsed) == 400  # a file not kept parsed: an ingest too large to count
     monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 64)  # set below the short batch: it wins
     assert batch_windows(jobs(100, 9)) == 64
+
+
+def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path, monkeypatch):
+    # The encoder waits for the first batch to be prepared: it gets a small one, then full ones.
+    from index import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "FIRST_BATCH_WINDOWS", 5)
+    monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", 20)
+    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 20)
+    sizes: list[int] = []
+    embed = embedder.embed
+
+    def counted(texts, *args, **kwargs):
+        sizes.append(len(texts))
+        return embed(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder, "embed", counted)
+    report = ingest([SEEDS_DIR], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    # Files in name order: 24 000 184 (14 passages) reaches the first batch's 5 windows alone,
+    # then 24 016 809 (19) waits for the full batch of 20 until the end.
+    assert sizes == [14, 19]
+    assert report.embedded_passages == 33
+    assert 0 < report.seconds_before_embedding < report.seconds
