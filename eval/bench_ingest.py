@@ -36,12 +36,18 @@ CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
 
 
 def copies(folder: Path, sources: list[Path], repeat: int) -> None:
-    """Write ``repeat`` copies of every source file, each copy under new references."""
+    """Write ``repeat`` copies of every source file, each copy under new references, and each
+    copy's paragraphs and Summary with a word of their own after their first ("c3"): the encoder runs a
+    text given twice once, and copies alike word for word would measure that rather than the
+    encoder. Standard paragraphs repeated within the sources stay repeated within each copy, as
+    they recur across a real archive's decisions."""
     for r in range(repeat):
         for src in sources:
             text = src.read_text(encoding="utf-8")
             text = re.sub(r"\((\d{2}) (\d{3}) (\d{3})([a-z]?)\)", lambda m: f"({int(m.group(1)) + 50 + r:02d} {m.group(2)} {m.group(3)}{m.group(4)})", text, count=1)
             text = re.sub(r"^URL:.*$", "", text, count=1, flags=re.M)
+            if repeat > 1:
+                text = re.sub(r"^([ \t]*(?:\d+\.|[-•]|Summary:)[ \t]+\S+)", rf"\1 c{r}", text, flags=re.M)
             (folder / f"{r}-{src.name}").write_text(text, encoding="utf-8")
 
 

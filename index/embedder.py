@@ -146,9 +146,23 @@ class Embedder(ABC):
         """Unit-length float32 vectors, one row per text."""
 
     def embed(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text; a text given several times is run
+        through the model once. Standard paragraphs ("How I considered this complaint", "The
+        Ombudsman's role and powers") recur word for word across decisions: 23% of the corpus's
+        passages repeat another, so an ingest embeds a batch's distinct texts only, and each copy
+        of a standard paragraph gets exactly the same vector."""
+        texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.asarray(self._encode(list(texts), batch_size), dtype=np.float32)
+        distinct: dict[str, int] = {}
+        rows = [distinct.setdefault(t, len(distinct)) for t in texts]
+        vectors = np.asarray(self._encode(list(distinct), batch_size), dtype=np.float32)
+        self._embedded(texts)
+        return vectors if len(distinct) == len(texts) else vectors[rows]
+
+    def _embedded(self, texts: list[str]) -> None:
+        """Told every text ``embed`` was given, once per time it was given (for backends that keep
+        something per text until it is embedded)."""
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text], batch_size=1)[0]

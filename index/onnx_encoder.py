@@ -339,16 +339,17 @@ class OnnxEmbedder(Embedder):
                 del self._pieces[oldest], self._counted[oldest]
         return [len(ids) for ids in got]
 
-    def _forget(self, text: str) -> None:
-        """One counted use of ``text`` is embedded; its pieces go when no counted use is left.
-
-        Kept per use, not per text: a standard paragraph recurs across decisions, counted once for
-        each, and its copies may be embedded in different batches."""
-        left = self._counted.get(text, 0) - 1
-        if left > 0:
-            self._counted[text] = left
-        elif left == 0:
-            del self._pieces[text], self._counted[text]
+    def _embedded(self, texts: list[str]) -> None:
+        """Each of ``texts`` (once per time given) is one counted use embedded; a text's pieces go
+        when no counted use is left. Kept per use, not per text: a standard paragraph recurs across
+        decisions, counted once for each, and its copies may be embedded in different batches."""
+        with self._tokenizer_lock:
+            for text in texts:
+                left = self._counted.get(text, 0) - 1
+                if left > 0:
+                    self._counted[text] = left
+                elif left == 0:
+                    del self._pieces[text], self._counted[text]
 
     def _tokenise(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
         ids: list[list[int] | None] = [None] * len(texts)
@@ -357,7 +358,6 @@ class OnnxEmbedder(Embedder):
                 pieces = self._pieces.get(text)
                 if pieces is not None and len(pieces) <= self.max_tokens - 2:  # what truncation would keep
                     ids[i] = [self._cls, *pieces, self._sep]
-                self._forget(text)
             rest = [i for i, found in enumerate(ids) if found is None]
             if rest:
                 enc = self.tokenizer(

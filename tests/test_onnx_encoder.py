@@ -269,9 +269,8 @@ def test_pieces_counted_for_windows_are_embedded_as_the_tokenizer_would_make_the
     assert set(texts) <= set(encoder._pieces)
     ids, types = encoder._tokenise(texts)
     assert ids == direct["input_ids"] and types == direct["token_type_ids"]
-    assert not set(texts) & set(encoder._pieces)  # used once, then let go
-    encoder.count_model_tokens_many(texts)
     assert np.array_equal(encoder.embed(texts), fresh)
+    assert not set(texts) & set(encoder._pieces)  # embedded once, then let go
 
 
 def test_a_standard_paragraph_counted_for_several_decisions_is_tokenised_only_when_counted(exported, seed_paragraphs):
@@ -279,9 +278,7 @@ def test_a_standard_paragraph_counted_for_several_decisions_is_tokenised_only_wh
     # each copy embedded, in the same batch or a later one, uses the pieces counted for it.
     encoder = exported.fp32
     standard, other = seed_paragraphs[0], seed_paragraphs[1]
-    with encoder._tokenizer_lock:
-        direct = encoder.tokenizer([standard, other], truncation=True, max_length=encoder.max_tokens,
-                                   padding=False, return_attention_mask=False, return_token_type_ids=True)
+    alone = encoder.embed([standard, other])
     encoder.count_model_tokens_many([standard, other])  # first decision
     encoder.count_model_tokens_many([standard])  # second decision
     encoder.count_model_tokens_many([standard])  # third decision
@@ -294,17 +291,38 @@ def test_a_standard_paragraph_counted_for_several_decisions_is_tokenised_only_wh
 
     encoder.__dict__["tokenizer"] = counted
     try:
-        first, _ = encoder._tokenise([standard, other, standard])  # one batch: two decisions
+        first = encoder.embed([standard, other, standard])  # one batch: two decisions
         assert standard in encoder._pieces and other not in encoder._pieces
-        second, _ = encoder._tokenise([standard])  # a later batch: the third
+        second = encoder.embed([standard])  # a later batch: the third
         assert calls == []
         assert standard not in encoder._pieces  # every counted use embedded: let go
-        again, _ = encoder._tokenise([standard])  # not counted this time: tokenised
+        again = encoder.embed([standard])  # not counted this time: tokenised
         assert len(calls) == 1
     finally:
         encoder.__dict__["tokenizer"] = real
-    assert first == [direct["input_ids"][0], direct["input_ids"][1], direct["input_ids"][0]]
-    assert second == again == [direct["input_ids"][0]]
+    assert np.array_equal(first, alone[[0, 1, 0]])
+    assert np.array_equal(second, alone[:1]) and np.array_equal(again, alone[:1])
+
+
+def test_a_text_given_several_times_is_run_once_and_gets_the_same_vector_each_time(exported, seed_paragraphs):
+    encoder = exported.int8
+    texts = [seed_paragraphs[2], seed_paragraphs[3], seed_paragraphs[2], "Refund", seed_paragraphs[2]]
+    runs = []
+    encode = encoder._encode
+
+    def counted(batch, batch_size):
+        runs.append(list(batch))
+        return encode(batch, batch_size)
+
+    encoder._encode = counted
+    try:
+        vectors = encoder.embed(texts)
+    finally:
+        del encoder._encode
+    assert runs == [[seed_paragraphs[2], seed_paragraphs[3], "Refund"]]
+    assert vectors.shape == (5, 384)
+    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[4])
+    assert np.array_equal(vectors[[0, 1, 3]], encoder.embed([seed_paragraphs[2], seed_paragraphs[3], "Refund"]))
 
 
 def test_the_window_and_size_come_from_the_models_configuration(exported):
