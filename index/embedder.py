@@ -149,15 +149,19 @@ class Embedder(ABC):
         """Unit-length float32 vectors, one row per text; a text given several times is run
         through the model once. Standard paragraphs ("How I considered this complaint", "The
         Ombudsman's role and powers") recur word for word across decisions: 23% of the corpus's
-        passages repeat another, so an ingest embeds a batch's distinct texts only, and each copy
-        of a standard paragraph gets exactly the same vector."""
+        passages repeat another, so an ingest embeds a batch's distinct texts only, and the copies
+        in one call get exactly the same vector (the int8 encoder's vectors depend slightly on the
+        other texts of their run, so copies embedded in different calls may differ in the last
+        digits)."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         distinct: dict[str, int] = {}
         rows = [distinct.setdefault(t, len(distinct)) for t in texts]
-        vectors = np.asarray(self._encode(list(distinct), batch_size), dtype=np.float32)
-        self._embedded(texts)
+        try:
+            vectors = np.asarray(self._encode(list(distinct), batch_size), dtype=np.float32)
+        finally:  # a failed run still lets go of what was kept for these texts
+            self._embedded(texts)
         return vectors if len(distinct) == len(texts) else vectors[rows]
 
     def _embedded(self, texts: list[str]) -> None:

@@ -332,6 +332,9 @@ class OnnxEmbedder(Embedder):
         with self._tokenizer_lock:
             got = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
             for text, ids in zip(texts, got):
+                if len(ids) > self.max_tokens - 2:
+                    continue  # cut into windows, never embedded whole: nothing to keep
+                self._pieces.pop(text, None)  # counted again: the last to be let go
                 self._pieces[text] = ids
                 self._counted[text] = self._counted.get(text, 0) + 1
             while len(self._pieces) > PIECES_KEPT:

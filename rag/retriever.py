@@ -323,6 +323,8 @@ class Retriever:
         """``question_vector(text)`` as a future: at once when kept, else computed in another thread."""
         with self._lock:
             kept = self._vectors.get(text)
+            if kept is not None:
+                self._vectors.move_to_end(text)
         if kept is not None:
             done: Future = Future()
             done.set_result(kept)

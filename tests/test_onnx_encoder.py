@@ -266,7 +266,8 @@ def test_pieces_counted_for_windows_are_embedded_as_the_tokenizer_would_make_the
                                    return_attention_mask=False, return_token_type_ids=True)
     fresh = encoder.embed(texts)
     encoder.count_model_tokens_many(texts)
-    assert set(texts) <= set(encoder._pieces)
+    assert set(texts) - {long_text} <= set(encoder._pieces)
+    assert long_text not in encoder._pieces  # longer than a window: cut, never embedded whole
     ids, types = encoder._tokenise(texts)
     assert ids == direct["input_ids"] and types == direct["token_type_ids"]
     assert np.array_equal(encoder.embed(texts), fresh)
@@ -323,6 +324,23 @@ def test_a_text_given_several_times_is_run_once_and_gets_the_same_vector_each_ti
     assert vectors.shape == (5, 384)
     assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[4])
     assert np.array_equal(vectors[[0, 1, 3]], encoder.embed([seed_paragraphs[2], seed_paragraphs[3], "Refund"]))
+
+
+def test_pieces_kept_are_bounded_and_the_text_counted_last_is_let_go_last(exported, seed_paragraphs, monkeypatch):
+    from index import onnx_encoder
+
+    encoder = exported.fp32
+    monkeypatch.setattr(onnx_encoder, "PIECES_KEPT", 2)
+    long_text = "The Council failed to review the care plan. " * 80  # cut into windows: never kept
+    standard, first, second = seed_paragraphs[4], seed_paragraphs[5], seed_paragraphs[6]
+    encoder._pieces.clear(), encoder._counted.clear()  # nothing left from other tests
+    encoder.count_model_tokens_many([standard, first])
+    encoder.count_model_tokens_many([standard])  # the standard paragraph again: now the newest
+    encoder.count_model_tokens_many([second, long_text])
+    assert list(encoder._pieces) == [standard, second] and encoder._pieces.keys() == encoder._counted.keys()
+    assert encoder._counted[standard] == 2
+    encoder.embed([standard, standard, second])
+    assert not encoder._pieces and not encoder._counted
 
 
 def test_the_window_and_size_come_from_the_models_configuration(exported):
