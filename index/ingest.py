@@ -36,8 +36,9 @@ ADDED, REPLACED, UNCHANGED, FAILED, REMOVED, REPAIRED = "added", "replaced", "un
 # enough that a killed ingest loses little (about 20 s of work) and memory stays flat (about 10 MB).
 # Measured: 1024 windows embed about 1.3x faster than 256 (less padding after sorting by length);
 # `OMBUDSMAN_INGEST_BATCH=N python -m eval.bench_ingest --encoder onnx-int8 --repeat 20 --rounds 2`
-# (16,800 paragraphs): ingest at 0.81 of the encoder-alone rate with 1024, 0.88 with 4096 and
-# 0.83 with 8192 (fewer, larger writes to Chroma; with 8192 the last batch's write is long and
+# (16,800 paragraphs, measured before repeated texts were embedded once and the benchmark's
+# copies marked): ingest at 0.81 of the encoder-alone rate with 1024, 0.88 with 4096 and 0.83
+# with 8192 (fewer, larger writes to Chroma; with 8192 the last batch's write is long and
 # overlaps nothing).
 BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_INGEST_BATCH", "4096"))
 # ... but a short ingest embeds about a quarter of its windows per batch (at least this many): in
