@@ -136,10 +136,10 @@ class _Writer:
     """Embeds decisions in batches large enough to keep the encoder efficient, then stores each."""
 
     def __init__(self, store: Store, embedder: EmbedderSource, label: str, report: IngestReport,
-                 progress: ProgressFn | None, total: int, started: float | None = None):
+                 progress: ProgressFn | None, total: int, started: float):
         self.store, self._embedder, self.label, self.report = store, embedder, label, report
         self.progress, self.total, self.done = progress, total, 0
-        self.started = time.perf_counter() if started is None else started
+        self.started = started  # when the ingest began (for ``seconds_before_embedding``)
         self.pending: list[tuple[Decision, list[Passage], list[list[str]], FileResult]] = []
         self.pending_windows = 0
         self.batch_windows = BATCH_WINDOWS

@@ -358,8 +358,8 @@ class OnnxEmbedder(Embedder):
         ids: list[list[int] | None] = [None] * len(texts)
         with self._tokenizer_lock:
             for i, text in enumerate(texts):
-                pieces = self._pieces.get(text)
-                if pieces is not None and len(pieces) <= self.max_tokens - 2:  # what truncation would keep
+                pieces = self._pieces.get(text)  # kept only for texts within the window
+                if pieces is not None:
                     ids[i] = [self._cls, *pieces, self._sep]
             rest = [i for i, found in enumerate(ids) if found is None]
             if rest:

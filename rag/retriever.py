@@ -321,23 +321,27 @@ class Retriever:
 
     def _embedding_soon(self, text: str) -> Future:
         """``question_vector(text)`` as a future: at once when kept, else computed in another thread."""
+        kept = self._kept_vector(text)
+        if kept is None:
+            return _EMBEDDING.submit(self.question_vector, text)
+        done: Future = Future()
+        done.set_result(kept)
+        return done
+
+    def _kept_vector(self, text: str) -> np.ndarray | None:
+        """The question's embedding if kept (then the last to be let go), else None."""
         with self._lock:
             kept = self._vectors.get(text)
             if kept is not None:
                 self._vectors.move_to_end(text)
-        if kept is not None:
-            done: Future = Future()
-            done.set_result(kept)
-            return done
-        return _EMBEDDING.submit(self.question_vector, text)
+            return kept
 
     def question_vector(self, text: str) -> np.ndarray:
         """The embedding of a question, kept for the next searches of it (an answer searches the
         same question several times: the archive, then each decision it quotes)."""
-        with self._lock:
-            if text in self._vectors:
-                self._vectors.move_to_end(text)
-                return self._vectors[text]
+        kept = self._kept_vector(text)
+        if kept is not None:
+            return kept
         vector = self.embedder.embed_query(text)
         with self._lock:
             self._vectors[text] = vector
