@@ -37,14 +37,15 @@ from index.decision import Decision
 from index.lexical import LexicalIndex
 from index.passage import SUMMARY, aliases_in, passage_fields, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
-                           concatenate, dot_rows, part_of, parts_of_writes, take_rows, texts_of, write_segment)
+                           columns_of_writes, concatenate, dot_rows, part_of, parts_of_writes, take_rows, texts_of,
+                           write_segment)
 from index.store import DecisionRecord, Store, StoredPassage, window_id
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Catalogue", "PassageRow", "PassageSet", "WindowBlock", "refresh", "add_parts", "parts_of_writes", "CATALOGUE_VERSION"]
+__all__ = ["Catalogue", "PassageRow", "PassageSet", "WindowBlock", "refresh", "add_parts", "add_columns", "parts_of_writes", "columns_of_writes", "CATALOGUE_VERSION"]
 
-CATALOGUE_VERSION = "8"  # bumped when the manifest's or a segment's layout, or the lexical tokens, change
+CATALOGUE_VERSION = "9"  # bumped when the manifest's or a segment's layout, or the lexical tokens, change
 # A paragraph whose opening words (``boilerplate_key``) appear in at least this many decisions is
 # boilerplate: the standard wording about the Ombudsman's role, powers and the law.
 BOILERPLATE_MIN_DECISIONS = 3
@@ -129,13 +130,20 @@ def _has_segment_folders(folder: Path) -> bool:
 
 def add_parts(store: Store, parts: list[Part], store_generation: str | None = None) -> None:
     """Add a segment of ``parts`` (decisions just stored) to the catalogue of ``store``."""
-    if not parts:
+    if parts:
+        dimension = parts[0].vectors.shape[1] if parts[0].vectors.ndim == 2 else DIMENSION
+        add_columns(store, [columns_of_parts(parts, dimension)], store_generation)
+
+
+def add_columns(store: Store, columns: list[Columns], store_generation: str | None = None) -> None:
+    """Add one segment of ``columns`` (of decisions just stored, batch by batch) to the catalogue of
+    ``store``."""
+    if not columns:
         return
     folder = store.catalogue_dir
-    dimension = parts[0].vectors.shape[1] if parts[0].vectors.ndim == 2 else DIMENSION
-    columns = columns_of_parts(parts, dimension)
+    joined = columns[0] if len(columns) == 1 else concatenate(columns)
     with _locked(folder) as manifest:
-        _add(folder, manifest, columns)
+        _add(folder, manifest, joined)
         if store_generation is not None:
             manifest["store_generation"] = store_generation
         _merge_if_many(folder, manifest)

@@ -22,8 +22,8 @@ from typing import Callable
 from index.decision import Decision
 from index.embedder import Embedder
 from index import catalogue
-from index.catalogue import parts_of_writes, refresh
-from index.segment import Part
+from index.catalogue import refresh
+from index.segment import Columns, columns_of_writes
 from index.parse import DecisionError, parse_file
 from index.passage import Passage, passages_of
 from index.store import DecisionWrite, Store, StoreError, absolute_source
@@ -148,8 +148,12 @@ class _Writer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
         self._lock = threading.Lock()  # the writer thread and the main thread both report
-        self.parts: list[Part] = []  # of decisions stored, for the next catalogue segment
-        self.part_windows = 0
+        # The catalogue's columns of the decisions stored since the last segment, made as each batch
+        # is written (beside the encoder), so that saving the segment at the end only joins them:
+        # made at the end from every decision, they took 0.5 s of the last 0.6 s of an ingest of
+        # 16,800 paragraphs, beside no embedding.
+        self.columns: list[Columns] = []
+        self.column_windows = 0
         self.segment_passages = 0  # passages this run added to the catalogue
 
     @property
@@ -211,10 +215,10 @@ class _Writer:
 
     def _write(self, batch: list[DecisionWrite], pending: list) -> None:
         self.store.write_decisions(batch, self.label, replacing=self.replacing)
-        parts = parts_of_writes(batch)
-        self.parts.extend(parts)
-        self.part_windows += sum(len(p.vectors) for p in parts)
-        if self.part_windows >= SEGMENT_WINDOWS:
+        columns = columns_of_writes(batch, self.embedder.dimension)
+        self.columns.append(columns)
+        self.column_windows += len(columns.vectors)
+        if self.column_windows >= SEGMENT_WINDOWS:
             self.save_segment()
         with self._lock:
             for _, passages, windows, result in pending:
@@ -233,11 +237,11 @@ class _Writer:
 
     def save_segment(self) -> None:
         """Add what was stored since the last segment to the catalogue, as a segment."""
-        parts, self.parts, self.part_windows = self.parts, [], 0
-        if parts:
-            catalogue.add_parts(self.store, parts)
+        columns, self.columns, self.column_windows = self.columns, [], 0
+        if columns:
+            catalogue.add_columns(self.store, columns)
             self.report.lexical_rebuilt = True
-            self.segment_passages += sum(len(p.passages) for p in parts)
+            self.segment_passages += sum(len(c.passages) for c in columns)
 
     def close(self) -> None:
         self.flush()

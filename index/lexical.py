@@ -52,6 +52,11 @@ def _provision_tokens(provision: str) -> list[str]:
     return [base + "".join(parts[:i]) for i in range(len(parts), 0, -1)] + [f"s{base}"]
 
 
+def _is_reference_token(token: str) -> bool:
+    """``ref24016809``: a decision's reference, folded into one token above (never stemmed)."""
+    return token.startswith("ref") and token[3:4].isdigit()
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed words without stopwords; provisions like ``26(6)(c)`` stay whole too."""
     text = text.lower().replace("’", "'")
@@ -68,7 +73,7 @@ def tokenize(text: str) -> list[str]:
             tokens.append(w)
     stemmer = _stemmer()
     if stemmer is not None:
-        tokens = [t if ("(" in t or t.startswith("ref")) else s for t, s in zip(tokens, stemmer.stemWords(tokens))]
+        tokens = [t if ("(" in t or _is_reference_token(t)) else s for t, s in zip(tokens, stemmer.stemWords(tokens))]
     return tokens
 
 

@@ -123,6 +123,12 @@ def parts_of_writes(batch: list[DecisionWrite]) -> list[Part]:
     return [part_of(w.decision, w.passages, [len(ws) for ws in w.windows], w.vectors) for w in batch]
 
 
+def columns_of_writes(batch: list[DecisionWrite], dimension: int) -> "Columns":
+    """The catalogue's columns of decisions just written to the store (ingest's writer makes them
+    batch by batch; ``concatenate`` joins them into one segment's)."""
+    return columns_of_parts(parts_of_writes(batch), dimension)
+
+
 def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """int8 rows and a scale per row: a quarter of float32's size, cosine within about 0.002 of it
     for unit vectors (``python -m eval.bench_search`` reports the ranking agreement)."""

@@ -357,3 +357,28 @@ def test_texts_that_do_not_match_their_segment_are_made_again_from_the_store(see
     assert again.stored_passages(list(again.passages)) == want
     np.save(folder / "text_start.npy", np.zeros(3, dtype=np.int64))  # offsets for another segment
     assert cat.Catalogue.load(store).stored_passages(list(again.passages)) == want
+
+
+def test_columns_made_batch_by_batch_and_joined_are_those_of_all_the_decisions_at_once():
+    # Ingest's writer makes each batch's columns as it writes the batch, and joins them into one
+    # segment at the end: the segment must be the one made from every decision at once.
+    from index.segment import columns_of_writes, concatenate
+
+    rng = np.random.default_rng(3)
+    writes = []
+    for path in sorted(SEEDS_DIR.glob("*.txt")):
+        d = parse_file(path)
+        passages = passages_of(d)
+        vectors = rng.standard_normal((len(passages), 384)).astype(np.float32)
+        writes.append(DecisionWrite(d, passages, [[p.text] for p in passages], vectors))
+    whole = columns_of_writes(writes, 384)
+    joined = concatenate([columns_of_writes(writes[:1], 384), columns_of_writes(writes[1:], 384)])
+    assert [d["ref"] for d in joined.decisions] == ["24 000 184", "24 016 809"]
+    assert joined.decisions == whole.decisions  # "first" passage of the second shifted by the first's 14
+    assert joined.decisions[1]["first"] == 14
+    for field in ("sections", "subsections", "statutes", "terms"):
+        assert getattr(joined, field) == getattr(whole, field), field
+    for field in ("passages", "statute_ids", "posting_term", "posting_doc", "posting_tf", "vectors", "scales",
+                  "text_bytes", "text_start"):
+        assert np.array_equal(getattr(joined, field), getattr(whole, field)), field
+    assert len(whole.passages) == 33 and len(set(whole.terms)) == len(whole.terms)

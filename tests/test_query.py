@@ -272,6 +272,16 @@ def test_tokenize_folds_a_reference_into_one_token_whatever_its_form():
     assert len(forms[0]) == 1
 
 
+def test_tokenize_stems_words_that_begin_like_a_reference_token():
+    # Reference tokens ("ref24016809") stay whole; ordinary words beginning "ref" are stemmed like
+    # any other, so a question about a refund finds paragraphs saying the council refunded.
+    assert tokenize("refunded") == tokenize("refunds") == tokenize("refund")
+    assert tokenize("referred") == tokenize("referring") == tokenize("refer")
+    assert tokenize("refused") == tokenize("refusing")
+    assert tokenize("24 016 809 refunded") == ["ref24016809", *tokenize("refund")]
+    assert tokenize("24 016 809a") == ["ref24016809a"]
+
+
 @pytest.mark.parametrize("text, place, named", [
     ("Can I bury my mother in the council's cemetery?", "Bury", False),  # "council" elsewhere is not enough
     ("Did Bury refuse my blue badge?", "Bury", True),
