@@ -312,11 +312,15 @@ def refresh(store: Store, force: bool = False) -> bool:
         gone = [ref for ref in have if ref not in records]
         if missing:
             log.info("making the catalogue of %d decisions from the store", len(missing))
-            parts: list[Part] = []
+            # Columns a chunk at a time (int8 vectors), not every decision's parts (float32 vectors,
+            # Python passages and tokens) held until the end: a whole archive's parts take gigabytes.
+            columns: list[Columns] = []
             for i in range(0, len(missing), STORE_CHUNK):
-                parts.extend(_parts_from_store(store, missing[i: i + STORE_CHUNK], records))
-            if parts:
-                _add(folder, manifest, columns_of_parts(parts, parts[0].vectors.shape[1]))
+                parts = _parts_from_store(store, missing[i: i + STORE_CHUNK], records)
+                if parts:
+                    columns.append(columns_of_parts(parts, parts[0].vectors.shape[1]))
+            if columns:
+                _add(folder, manifest, columns[0] if len(columns) == 1 else concatenate(columns))
             changed = True
         if gone:
             for ref in gone:

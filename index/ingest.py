@@ -2,8 +2,8 @@
 
 Unchanged decisions (same content hash) are skipped without embedding; changed ones replace their
 passages; one bad file is reported and the rest of the batch still goes in. After the vectors, the
-catalogue (lexical index, boilerplate table, vector copy) is brought up to date from the parts the
-writer saved beside each stored decision (see ``index.catalogue``).
+catalogue (lexical index, boilerplate table, vector copy) gets a segment joined from the columns
+the writer made of each batch as it stored it (see ``index.catalogue``).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class _Writer:
 
     def _write(self, batch: list[DecisionWrite], pending: list) -> None:
         self.store.write_decisions(batch, self.label, replacing=self.replacing)
-        columns = columns_of_writes(batch, self.embedder.dimension)
+        columns = columns_of_writes(batch, batch[0].vectors.shape[1])  # rows sliced from one 2-D array
         self.columns.append(columns)
         self.column_windows += len(columns.vectors)
         if self.column_windows >= SEGMENT_WINDOWS:
@@ -251,7 +251,8 @@ class _Writer:
 
 
 # Windows stored before the writer adds them to the catalogue as a segment: bounds the memory a
-# long ingest holds (about 2 KB a window) and what a crash leaves for ``refresh`` to remake.
+# long ingest holds (its columns, about 1.2 KB a window: the int8 vector, postings and text, for
+# the corpus's passages) and what a crash leaves for ``refresh`` to remake.
 SEGMENT_WINDOWS = 200_000
 # Parsed decisions the first pass keeps for writing, in paragraphs: an ordinary ingest parses each
 # file once, while one of a whole archive keeps only this many (the rest are parsed again when

@@ -53,7 +53,7 @@ def _provision_tokens(provision: str) -> list[str]:
 
 
 def _is_reference_token(token: str) -> bool:
-    """``ref24016809``: a decision's reference, folded into one token above (never stemmed)."""
+    """``ref24016809``: a decision's reference, which ``tokenize`` folds into one token (never stemmed)."""
     return token.startswith("ref") and token[3:4].isdigit()
 
 

@@ -641,3 +641,42 @@ def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path
     assert sizes == [14, 19]
     assert report.embedded_passages == 33
     assert 0 < report.seconds_before_embedding < report.seconds
+
+
+def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(seeds_archive, embedder, tmp_path, monkeypatch):
+    # The writer makes each batch's catalogue columns as it stores the batch and joins them into
+    # the segment: the seeds ingested a decision per batch give the segment that one batch gives,
+    # but for the vectors' last digits (the int8 encoder's vectors depend on the batch).
+    import json
+
+    import numpy as np
+
+    from index import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "FIRST_BATCH_WINDOWS", 5)
+    monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", 5)
+    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 5)
+    sizes: list[int] = []
+    embed = embedder.embed
+
+    def counted(texts, *args, **kwargs):
+        sizes.append(len(texts))
+        return embed(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder, "embed", counted)
+    store = Store(StoreConfig(index_dir=tmp_path / "index"))
+    ingest([SEEDS_DIR], store, embedder)
+    assert sizes == [14, 19]  # two batches, a decision each
+    [one] = sorted(seeds_archive.store.catalogue_dir.glob("segment-*"))
+    [joined] = sorted(store.catalogue_dir.glob("segment-*"))
+    for name in ("decisions.json", "strings.json"):
+        assert json.loads((joined / name).read_text()) == json.loads((one / name).read_text()), name
+    vectors = {"vectors.npy", "scales.npy", "decision_vectors.npy", "decision_scales.npy"}
+    names = sorted(p.name for p in one.glob("*.npy"))
+    assert names == sorted(p.name for p in joined.glob("*.npy")) and vectors <= set(names)
+    for name in sorted(set(names) - vectors):
+        assert np.array_equal(np.load(joined / name), np.load(one / name)), name
+    for kind in ("", "decision_"):
+        a, b = (np.load(s / f"{kind}vectors.npy") * np.load(s / f"{kind}scales.npy")[:, None] for s in (one, joined))
+        cosines = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert a.shape == b.shape and cosines.min() > 0.99, kind  # each row the same text's vector
