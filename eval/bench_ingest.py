@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import shutil
@@ -155,6 +156,7 @@ def additions(args) -> None:
                 folder = root / f"copy-{size}-{r}"  # a new path: Chroma keeps a client per path in a process
                 print(f"  round {r + 1}: copying the index of {size:,} paragraphs", flush=True)
                 shutil.copytree(keep / f"index-{size}", folder)
+                os.sync()  # the copy's gigabytes written out now, not while the addition is timed
                 archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)
                 archive.store.client
                 start = time.perf_counter()
