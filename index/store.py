@@ -42,6 +42,12 @@ PASSAGES = "ombudsman-passages"  # the first collection of window vectors; later
 # deletes look in every collection (a delete only in those holding the decision: deleting, even
 # nothing, loads the graph too). `python -m eval.bench_ingest --additions` measures the effect.
 SHARD_WINDOWS = 200_000
+# A shard's metadata records how many windows were written to it, so that choosing where a write
+# goes reads no collection: Chroma's own count of a collection loads its whole graph first (19.7 s
+# for 1.5 million windows, most of an addition of 1,000 decisions to such an index, measured by
+# timing each Chroma call of `python -m eval.bench_ingest --additions 10000,1500000`). An upper
+# bound: deletes do not lower it, and two writers at once may each add theirs to the same count.
+SHARD_HELD = "windows"
 DECISIONS = "ombudsman-decisions"
 # Version of the record layout; an index written with another layout is refused with a message to
 # rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
@@ -293,18 +299,33 @@ class Store:
         found = self._shard_collections()
         return [self.passages_collection(), *found[1:]] if found else []
 
-    def _write_shard(self, label: str, adding: int):
-        """The collection new windows go to: the last, or a new one when it would pass ``SHARD_WINDOWS``."""
+    def _write_shard(self, label: str, adding: int) -> tuple[Any, int]:
+        """The collection new windows go to (the last, or a new one when it would pass
+        ``SHARD_WINDOWS``) and the windows it holds."""
         shards = self._shards() or [self.passages_collection(label)]
-        last = shards[-1]
-        held = last.count()
+        last = self._existing(shards[-1].name)  # its metadata as it is now, not as first read
+        held = self._held(last)
         if held and held + adding > SHARD_WINDOWS:
             first = shards[0]
             last = self.client.get_or_create_collection(
                 f"{PASSAGES}-{len(shards)}", embedding_function=None, configuration={"hnsw": GRAPH},
-                metadata=dict(first.metadata or {}),
+                metadata={**(first.metadata or {}), SHARD_HELD: 0},
             )
-        return last
+            held = self._held(last)
+        return last, held
+
+    def _held(self, col) -> int:
+        """Windows written to shard ``col`` (see ``SHARD_HELD``); a shard written before they were
+        recorded is counted by Chroma once, and the count recorded."""
+        recorded = (col.metadata or {}).get(SHARD_HELD)
+        if recorded is not None:
+            return int(recorded)
+        held = col.count()
+        self._record_held(col, held)
+        return held
+
+    def _record_held(self, col, held: int) -> None:
+        col.modify(metadata={**(col.metadata or {}), SHARD_HELD: held})
 
     def _delete_windows(self, refs: list[str]) -> None:
         """Remove the window vectors of decisions ``refs`` from whichever collections hold them."""
@@ -346,7 +367,7 @@ class Store:
                 col = self.client.create_collection(
                     PASSAGES, embedding_function=None,
                     configuration={"hnsw": GRAPH},
-                    metadata={"model": label, "schema": SCHEMA, "context": passage_context()},
+                    metadata={"model": label, "schema": SCHEMA, "context": passage_context(), SHARD_HELD: 0},
                 )
             schema = str((col.metadata or {}).get("schema", ""))
             if schema != SCHEMA:
@@ -562,10 +583,11 @@ class Store:
         if old:
             self._delete_windows(old)
         vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
-        col = self._write_shard(label, len(ids))
+        col, held = self._write_shard(label, len(ids))
         for k in range(0, len(ids), self.max_batch):
             m = k + self.max_batch
             col.add(ids=ids[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
+        self._record_held(col, held + len(ids))
         self._mark(counts, DONE)
         self._bump()
 

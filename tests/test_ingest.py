@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import chromadb.api.models.Collection
 import pytest
 from click.testing import CliRunner
 
@@ -483,10 +484,18 @@ def test_window_vectors_spread_over_collections_are_read_replaced_and_pruned_in_
     (source / "24-000-184.txt").rename(tmp_path / "later.txt")
     archive.ingest([source])  # 24 016 809: 19 windows, the first collection
     (tmp_path / "later.txt").rename(source / "24-000-184.txt")
+    # Where windows go is read from the shards' recorded counts: Chroma's count of a collection
+    # loads its whole graph (20 s at 1.5 million windows), and a write must not pay that.
+    counted = []
+    monkeypatch.setattr(chromadb.api.models.Collection.Collection, "count", lambda col: counted.append(col.name))
     archive.ingest([source])  # 24 000 184: 14 more would pass 20, so a second collection
+    monkeypatch.undo()
+    monkeypatch.setattr(store_module, "SHARD_WINDOWS", 20)
+    assert counted == []
     store = archive.store
     assert store._shard_names() == [store_module.PASSAGES, f"{store_module.PASSAGES}-1"]
     assert [c.count() for c in store._shards()] == [19, 14]
+    assert [c.metadata[store_module.SHARD_HELD] for c in store._shard_collections()] == [19, 14]
     assert_consistent(store)
 
     text = (source / "24-016-809.txt").read_text(encoding="utf-8")
@@ -501,8 +510,24 @@ def test_window_vectors_spread_over_collections_are_read_replaced_and_pruned_in_
     (source / "24-000-184.txt").unlink()
     archive.ingest([source], prune=True)
     assert [c.count() for c in store._shards()] == [0, 0, 19]
+    # Recorded counts are what was written: deletes do not lower them (an upper bound).
+    assert [c.metadata[store_module.SHARD_HELD] for c in store._shard_collections()] == [19, 14, 19]
     assert set(store.complete_records()) == {"24 016 809"}
     assert_consistent(store)
+
+
+def test_a_shard_written_before_counts_were_recorded_is_counted_once_and_its_count_recorded(seeds_archive, embedder, tmp_path):
+    import index.store as store_module
+
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    store = archive.store
+    [col] = store._shard_collections()
+    col.modify(metadata={k: v for k, v in col.metadata.items() if k != store_module.SHARD_HELD})  # as an older index
+    assert store_module.SHARD_HELD not in store._shard_collections()[0].metadata
+    assert store._write_shard(store.model_label, 1)[1] == 33  # counted by Chroma: the seeds' 33 windows
+    fresh = store._shard_collections()[0]
+    assert fresh.metadata[store_module.SHARD_HELD] == 33
+    assert fresh.metadata["model"] == store.model_label and fresh.metadata["schema"] == store_module.SCHEMA
 
 
 def test_an_ingest_into_a_catalogue_in_step_reads_no_records_but_its_own(seeds_archive, embedder, tmp_path, monkeypatch):
