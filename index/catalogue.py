@@ -141,13 +141,17 @@ def add_columns(store: Store, columns: list[Columns], store_generation: str | No
     if not columns:
         return
     folder = store.catalogue_dir
-    joined = columns[0] if len(columns) == 1 else concatenate(columns)
     with _locked(folder) as manifest:
-        _add(folder, manifest, joined)
+        _add(folder, manifest, _joined(columns))
         if store_generation is not None:
             manifest["store_generation"] = store_generation
         _merge_if_many(folder, manifest)
         _write_manifest(folder, manifest)
+
+
+def _joined(columns: list[Columns]) -> Columns:
+    """One segment's columns from those made a batch or chunk at a time (one alone is not copied)."""
+    return columns[0] if len(columns) == 1 else concatenate(columns)
 
 
 def _add(folder: Path, manifest: dict, columns: Columns) -> None:
@@ -320,7 +324,7 @@ def refresh(store: Store, force: bool = False) -> bool:
                 if parts:
                     columns.append(columns_of_parts(parts, parts[0].vectors.shape[1]))
             if columns:
-                _add(folder, manifest, columns[0] if len(columns) == 1 else concatenate(columns))
+                _add(folder, manifest, _joined(columns))
             changed = True
         if gone:
             for ref in gone:

@@ -302,8 +302,9 @@ class Store:
     def _write_shard(self, label: str, adding: int) -> tuple[Any, int]:
         """The collection new windows go to (the last, or a new one when it would pass
         ``SHARD_WINDOWS``) and the windows it holds."""
-        shards = self._shards() or [self.passages_collection(label)]
-        last = self._existing(shards[-1].name)  # its metadata as it is now, not as first read
+        # As they are now (their recorded counts too): ``write_decisions`` has checked the first.
+        shards = self._shard_collections() or [self.passages_collection(label)]
+        last = shards[-1]
         held = self._held(last)
         if held and held + adding > SHARD_WINDOWS:
             first = shards[0]

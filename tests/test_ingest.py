@@ -645,13 +645,14 @@ def test_a_short_ingest_embeds_a_quarter_of_its_passages_per_batch_and_a_long_on
     assert batch_windows(jobs(100, 9)) == 64
 
 
-def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path, monkeypatch):
-    # The encoder waits for the first batch to be prepared: it gets a small one, then full ones.
+def small_batches(monkeypatch, embedder, first: int, full: int) -> list[int]:
+    """Set ingest's first and full batches (the short one as the full), and return the list that
+    records the number of texts of each call to the encoder from then on."""
     from index import ingest as ingest_module
 
-    monkeypatch.setattr(ingest_module, "FIRST_BATCH_WINDOWS", 5)
-    monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", 20)
-    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 20)
+    monkeypatch.setattr(ingest_module, "FIRST_BATCH_WINDOWS", first)
+    monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", full)
+    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", full)
     sizes: list[int] = []
     embed = embedder.embed
 
@@ -660,6 +661,12 @@ def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path
         return embed(texts, *args, **kwargs)
 
     monkeypatch.setattr(embedder, "embed", counted)
+    return sizes
+
+
+def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path, monkeypatch):
+    # The encoder waits for the first batch to be prepared: it gets a small one, then full ones.
+    sizes = small_batches(monkeypatch, embedder, first=5, full=20)
     report = ingest([SEEDS_DIR], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
     # Files in name order: 24 000 184 (14 passages) reaches the first batch's 5 windows alone,
     # then 24 016 809 (19) waits for the full batch of 20 until the end.
@@ -676,19 +683,7 @@ def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(see
 
     import numpy as np
 
-    from index import ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "FIRST_BATCH_WINDOWS", 5)
-    monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", 5)
-    monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", 5)
-    sizes: list[int] = []
-    embed = embedder.embed
-
-    def counted(texts, *args, **kwargs):
-        sizes.append(len(texts))
-        return embed(texts, *args, **kwargs)
-
-    monkeypatch.setattr(embedder, "embed", counted)
+    sizes = small_batches(monkeypatch, embedder, first=5, full=5)
     store = Store(StoreConfig(index_dir=tmp_path / "index"))
     ingest([SEEDS_DIR], store, embedder)
     assert sizes == [14, 19]  # two batches, a decision each
