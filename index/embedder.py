@@ -12,8 +12,10 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -145,6 +147,17 @@ class Embedder(ABC):
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
 
+    def _encode_later(self, texts: list[str], batch_size: int) -> Callable[[], np.ndarray]:
+        """``_encode`` for ``embed_later``: what gives the vectors when called. Here they are made
+        now; a backend may start them elsewhere and return at once."""
+        return _made(self._encode(texts, batch_size))
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Within: a long run of ``embed_later`` calls (an ingest), for which a backend may set up
+        what pays off only then (the ONNX one, a child process running the model)."""
+        yield
+
     def embed(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Unit-length float32 vectors, one row per text; a text given several times is run
         through the model once. Standard paragraphs ("How I considered this complaint", "The
@@ -153,16 +166,32 @@ class Embedder(ABC):
         in one call get exactly the same vector (the int8 encoder's vectors depend slightly on the
         other texts of their run, so copies embedded in different calls may differ in the last
         digits)."""
+        return self._embed(texts, batch_size, lambda distinct, size: _made(self._encode(distinct, size)))()
+
+    def embed_later(self, texts: list[str], batch_size: int = BATCH_SIZE) -> Callable[[], np.ndarray]:
+        """``embed``, begun: what gives the vectors when called. Within ``bulk`` the ONNX backend
+        sends the texts to its child process and returns at once, so that an ingest can gather
+        its next batch (and send it, to be run as soon as this one is) while this one runs."""
+        return self._embed(texts, batch_size, self._encode_later)
+
+    def _embed(self, texts: list[str], batch_size: int,
+               encode: Callable[[list[str], int], Callable[[], np.ndarray]]) -> Callable[[], np.ndarray]:
+        """The distinct texts encoded (``encode`` gives what gives their vectors), each text's row."""
         texts = list(texts)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return lambda: np.zeros((0, self.dimension), dtype=np.float32)
         distinct: dict[str, int] = {}
         rows = [distinct.setdefault(t, len(distinct)) for t in texts]
         try:
-            vectors = np.asarray(self._encode(list(distinct), batch_size), dtype=np.float32)
+            made = encode(list(distinct), batch_size)
         finally:  # a failed run still lets go of what was kept for these texts
             self._embedded(texts)
-        return vectors if len(distinct) == len(texts) else vectors[rows]
+
+        def vectors() -> np.ndarray:
+            got = np.asarray(made(), dtype=np.float32)
+            return got if len(distinct) == len(texts) else got[rows]
+
+        return vectors
 
     def _embedded(self, texts: list[str]) -> None:
         """Told every text ``embed`` was given, once per time it was given (for backends that keep
@@ -175,6 +204,11 @@ class Embedder(ABC):
     def label(self) -> str:
         """What the collection records, so that vectors from another model or backend are refused."""
         return label_for(self.encoder) if self.model_name == MODEL_NAME else f"{self.model_name} [{self.encoder}]"
+
+
+def _made(vectors: np.ndarray) -> Callable[[], np.ndarray]:
+    """Vectors already made, as ``embed_later`` gives them."""
+    return lambda: vectors
 
 
 class TorchEmbedder(Embedder):

@@ -14,10 +14,13 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from index.decision import Decision
 from index.embedder import Embedder
@@ -52,6 +55,12 @@ SHORT_BATCH_WINDOWS = 1024
 # 1.5 to 1.8 s. `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20` reports the wait as
 # `ingest_seconds_before_embedding`.
 FIRST_BATCH_WINDOWS = 256
+# ... and the last batch is smaller: the batch before it is written while it is embedded, so what
+# is left at the end, overlapping no embedding, is writing this many windows, not a full batch.
+LAST_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_LAST_BATCH", "1024"))
+# Decisions (files, or decisions to embed) from which an ingest runs the model in a child process
+# (see ``index.encoder_process``): starting one costs about half a second of a core.
+BULK_DECISIONS = int(os.environ.get("OMBUDSMAN_BULK_DECISIONS", "300"))
 
 
 @dataclass
@@ -144,6 +153,9 @@ class _Writer:
         self.pending_windows = 0
         self.batch_windows = BATCH_WINDOWS
         self.flushed = False  # whether a batch went to the encoder yet (the first one is small)
+        self.expected: int | None = None  # windows this ingest expects to embed, if known
+        self.sent = 0  # windows sent to the encoder so far
+        self.sent_batch: tuple[list, Callable[[], np.ndarray]] | None = None  # sent, not yet stored
         self.replacing: set[str] = set()  # references that may have passages stored already
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
@@ -173,8 +185,23 @@ class _Writer:
     def add(self, decision: Decision, passages: list[Passage], windows: list[list[str]], result: FileResult) -> None:
         self.pending.append((decision, passages, windows, result))
         self.pending_windows += sum(len(w) for w in windows)
-        if self.pending_windows >= (self.batch_windows if self.flushed else min(FIRST_BATCH_WINDOWS, self.batch_windows)):
+        if self.pending_windows >= self._batch_limit():
             self.flush()
+
+    def _batch_limit(self) -> int:
+        """Windows to gather before the next batch goes to the encoder: a small first batch, then
+        full ones, and when the end is in sight, a last batch of ``LAST_BATCH_WINDOWS`` (long
+        enough to embed while the batch before it is written)."""
+        if not self.flushed:
+            return min(FIRST_BATCH_WINDOWS, self.batch_windows)
+        left = None if self.expected is None else self.expected - self.sent
+        if left is None or left >= self.batch_windows + LAST_BATCH_WINDOWS:
+            return self.batch_windows
+        if left > LAST_BATCH_WINDOWS:  # the batch before the last: what the last leaves
+            return left - LAST_BATCH_WINDOWS
+        # The last batch: everything left (the count expected a window per passage, and a long
+        # paragraph has several), up to a full batch.
+        return self.batch_windows
 
     def report_result(self, result: FileResult) -> None:
         with self._lock:
@@ -190,26 +217,43 @@ class _Writer:
             self.progress(self.done, self.total, self.report.embedded_passages)
 
     def flush(self) -> None:
-        """Embed what is pending, and hand it to the store writer thread.
+        """Send what is pending to the encoder, and hand the batch sent before it, once embedded,
+        to the store writer thread.
 
-        Writing one batch overlaps embedding the next (onnxruntime releases the GIL while it
-        runs), with at most one batch waiting, so memory stays bounded however large the ingest.
+        In the ONNX encoder's child process (within ``bulk``) a batch is embedded while the next is
+        gathered and sent, and the child starts on that one the moment this one ends: the parent's
+        work between two batches (counting word pieces, ordering the runs, the store writer's
+        first call) no longer leaves the child waiting, which cost about 0.3 s of both cores at
+        every batch. The store writer writes a batch while the next ones are embedded, with at
+        most one batch waiting, so memory stays bounded however large the ingest.
         """
-        if not self.pending:
+        sending = None
+        if self.pending:
+            texts = [w for _, _, windows, _ in self.pending for ws in windows for w in ws]
+            t = time.perf_counter()
+            if not self.flushed:
+                self.flushed = True
+                self.report.seconds_before_embedding = t - self.started
+            sending = (self.pending, self.embedder.embed_later(texts))
+            self.report.embed_seconds += time.perf_counter() - t
+            self.sent += len(texts)
+            self.pending, self.pending_windows = [], 0
+        self._store_sent()
+        self.sent_batch = sending
+
+    def _store_sent(self) -> None:
+        """The batch sent to the encoder (if any), once embedded, to the store writer thread."""
+        if self.sent_batch is None:
             return
-        texts = [w for _, _, windows, _ in self.pending for ws in windows for w in ws]
+        (pending, vectors_of), self.sent_batch = self.sent_batch, None
         t = time.perf_counter()
-        if not self.flushed:
-            self.flushed = True
-            self.report.seconds_before_embedding = t - self.started
-        vectors = self.embedder.embed(texts)
+        vectors = vectors_of()
         self.report.embed_seconds += time.perf_counter() - t
         batch, at = [], 0
-        for decision, passages, windows, _ in self.pending:
+        for decision, passages, windows, _ in pending:
             n = sum(len(w) for w in windows)
             batch.append(DecisionWrite(decision, passages, windows, vectors[at : at + n]))
             at += n
-        pending, self.pending, self.pending_windows = self.pending, [], 0
         self.wait()
         self._writing = self._pool.submit(self._write, batch, pending)
 
@@ -245,6 +289,7 @@ class _Writer:
 
     def close(self) -> None:
         self.flush()
+        self._store_sent()
         self.wait()
         self._pool.shutdown(wait=True)
         self.save_segment()
@@ -328,13 +373,20 @@ def _plan(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Wr
     return jobs
 
 
-def batch_windows(jobs: list[_Job]) -> int:
-    """Windows per embedding batch for these jobs (see ``SHORT_BATCH_WINDOWS``), counting a window
-    per passage; ``BATCH_WINDOWS`` when some were not kept parsed (an ingest that large is long)."""
+def expected_windows(jobs: list[_Job]) -> int | None:
+    """About how many windows these jobs will embed (a window per passage), None when some were not
+    kept parsed (an ingest that large is long)."""
     if any(j.decision is None for j in jobs):
+        return None
+    return sum(len(j.decision.paragraphs) + 1 for j in jobs if j.decision is not None)
+
+
+def batch_windows(jobs: list[_Job]) -> int:
+    """Windows per embedding batch for these jobs (see ``SHORT_BATCH_WINDOWS``)."""
+    windows = expected_windows(jobs)
+    if windows is None:
         return BATCH_WINDOWS
-    passages = sum(len(j.decision.paragraphs) + 1 for j in jobs if j.decision is not None)
-    return max(min(BATCH_WINDOWS, SHORT_BATCH_WINDOWS), min(BATCH_WINDOWS, passages // 4))
+    return max(min(BATCH_WINDOWS, SHORT_BATCH_WINDOWS), min(BATCH_WINDOWS, windows // 4))
 
 
 _DONE = object()
@@ -397,6 +449,23 @@ def _write_all(jobs: list[_Job], writer: _Writer) -> None:
         producer.join()
 
 
+def _first_pass(files: list[Path], report: IngestReport) -> list[tuple[Path, Decision | None, str, str]]:
+    """Each file parsed: (file, the decision while ``KEEP_PARSED_PARAGRAPHS`` lasts, its reference,
+    its content hash); a file that fails is reported."""
+    parsed = []
+    budget = KEEP_PARSED_PARAGRAPHS
+    for f in files:
+        try:
+            d = parse_file(f)
+        except DecisionError as e:
+            report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
+            continue
+        keep = budget >= len(d.paragraphs)
+        budget -= len(d.paragraphs) if keep else 0
+        parsed.append((f, d if keep else None, d.reference, d.content_hash))
+    return parsed
+
+
 def ingest(
     paths: list[Path],
     store: Store,
@@ -428,35 +497,30 @@ def ingest(
     files, failures = collect_files(paths)
     report.results.extend(failures)
 
-    # Only the records of the decisions in these files, and those a killed write left: an ingest
-    # of a few decisions into a large archive reads what it adds, not the archive.
-    parsed: list[tuple[Path, Decision | None, str, str]] = []  # file, decision (if kept), reference, hash
-    budget = KEEP_PARSED_PARAGRAPHS
-    for f in files:
-        try:
-            d = parse_file(f)
-        except DecisionError as e:
-            report.results.append(FileResult(str(f), FAILED, reason=str(e).removeprefix(f"{f}: ")))
-            continue
-        keep = budget >= len(d.paragraphs)
-        budget -= len(d.paragraphs) if keep else 0
-        parsed.append((f, d if keep else None, d.reference, d.content_hash))
-    records = {**store.incomplete_records(), **store.records(sorted({ref for _, _, ref, _ in parsed}))}
-    seen: dict[str, list[_Seen]] = defaultdict(list)
-    for f, d, ref, content_hash in parsed:
-        old = records.get(ref)
-        unchanged = old is not None and old.holds(content_hash)
-        seen[ref].append(_Seen(ref, content_hash, f, None if unchanged else d))
+    with ExitStack() as bulk:
+        if isinstance(embedder, Embedder) and len(files) >= BULK_DECISIONS:
+            bulk.enter_context(embedder.bulk())  # the child loads the model while the files are parsed
+        parsed = _first_pass(files, report)
+        # Only the records of the decisions in these files, and those a killed write left: an ingest
+        # of a few decisions into a large archive reads what it adds, not the archive.
+        records = {**store.incomplete_records(), **store.records(sorted({ref for _, _, ref, _ in parsed}))}
+        seen: dict[str, list[_Seen]] = defaultdict(list)
+        for f, d, ref, content_hash in parsed:
+            old = records.get(ref)
+            unchanged = old is not None and old.holds(content_hash)
+            seen[ref].append(_Seen(ref, content_hash, f, None if unchanged else d))
 
-    writer = _Writer(store, embedder, label, report, progress, total=len(seen), started=start)
-    writer.replacing = set(records)
-    writer._tick()
-    try:
-        jobs = _plan(seen, records, store, writer)
-        writer.batch_windows = batch_windows(jobs)
-        _write_all(jobs, writer)
-    finally:
-        writer.close()
+        writer = _Writer(store, embedder, label, report, progress, total=len(seen), started=start)
+        writer.replacing = set(records)
+        writer._tick()
+        try:
+            jobs = _plan(seen, records, store, writer)
+            writer.batch_windows, writer.expected = batch_windows(jobs), expected_windows(jobs)
+            if len(jobs) >= BULK_DECISIONS:
+                bulk.enter_context(writer.embedder.bulk())  # nothing new when entered above
+            _write_all(jobs, writer)
+        finally:
+            writer.close()
 
     if prune:
         for ref, rec in store.records().items():

@@ -20,11 +20,13 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
 from index.config import data_dir
 from index.embedder import ENCODERS, MODEL_NAME, Embedder, EmbedderError, TorchEmbedder, model_path
+from index.encoder_process import EncoderProcess, EncoderProcessError
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +324,7 @@ class OnnxEmbedder(Embedder):
             self._cls, self._sep = self.tokenizer(" ", add_special_tokens=True)["input_ids"]  # "[CLS] [SEP]"
         self._pieces: dict[str, list[int]] = {}  # word pieces counted for windows, until embedded
         self._counted: dict[str, int] = {}  # how many counted uses of each text are not embedded yet
+        self._process: EncoderProcess | None = None  # within ``bulk`` only
 
     def count_model_tokens_many(self, texts: list[str]) -> list[int]:
         """As the base class does, keeping each text's word pieces for ``_tokenise``: ingest counts
@@ -354,7 +357,9 @@ class OnnxEmbedder(Embedder):
                 elif left == 0:
                     del self._pieces[text], self._counted[text]
 
-    def _tokenise(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    def _tokenise(self, texts: list[str]) -> list[list[int]]:
+        """Each text's word pieces as the model takes them ([CLS] ... [SEP], truncated to the window);
+        a single text's token types are all 0, which is what the runs give."""
         ids: list[list[int] | None] = [None] * len(texts)
         with self._tokenizer_lock:
             for i, text in enumerate(texts):
@@ -369,54 +374,112 @@ class OnnxEmbedder(Embedder):
                 )
                 for i, got in zip(rest, enc["input_ids"]):
                     ids[i] = got
-        return ids, [[0] * len(x) for x in ids]
+        return ids
+
+    def _batches(self, texts: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The texts' word pieces end to end, where each text's start, and the runs: rows of
+        similar length (little work wasted on padding), ``batch_size`` at a time."""
+        ids = self._tokenise(texts)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        starts = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        pieces = np.fromiter((t for x in ids for t in x), dtype=np.int64, count=int(starts[-1]))
+        order = np.argsort(lengths, kind="stable")
+        batch_size = max(1, int(batch_size))
+        return pieces, starts, [order[at:at + batch_size] for at in range(0, len(order), batch_size)]
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Batches of similar length (little work wasted on padding) run on one-thread sessions
-        side by side, one per core. Measured against one session using both cores: ~10% more
-        paragraphs/s alone, ~30% more while other Python threads run (ingest parses and writes
-        beside the encoder, and a thread waiting for the GIL stalls only its own batch), and one
-        question in 2.9 ms instead of 4.0 ms."""
-        ids, types = self._tokenise(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        batch_size = max(1, int(batch_size))
-        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        """Runs on one-thread sessions side by side, one per core. Measured against one session
+        using both cores: ~10% more paragraphs/s alone, ~30% more while other Python threads run
+        (a thread waiting for the GIL stalls only its own run), and one question in 2.9 ms
+        instead of 4.0 ms."""
+        return self._run_here(*self._batches(texts, batch_size))
 
-        def run(rows: list[int]) -> None:
-            width = max(len(ids[i]) for i in rows)
-            input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
-            token_types = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                n = len(ids[i])
-                input_ids[r, :n] = ids[i]
-                token_types[r, :n] = types[i]
-                mask[r, :n] = 1
-            hidden = self.session.run(
-                [OUTPUT_NAME],
-                {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types},
-            )[0]
-            out[rows] = self._pool(hidden, mask)
+    def _run_here(self, pieces: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]) -> np.ndarray:
+        return run_all(self._runners if self.workers > 1 else None, self.session, pieces, starts, batches,
+                       self._pad_id, self.pooling, self.dimension)
 
-        if len(batches) == 1 or self.workers == 1:
-            for rows in batches:
-                run(rows)
-        else:
-            list(self._runners.map(run, batches))  # rows go back in input order; errors re-raised
-        return out
+    def _encode_later(self, texts: list[str], batch_size: int) -> Callable[[], np.ndarray]:
+        """Sent to the child process once it is ready (see ``bulk``), else made here, now."""
+        pieces, starts, batches = self._batches(texts, batch_size)
+        process = self._process
+        if process is not None and process.ready:
+            try:
+                reply = process.submit(pieces, starts, batches)
+            except EncoderProcessError as e:
+                log.warning("%s; embedding in this process instead", e)
+            else:
+                def vectors() -> np.ndarray:
+                    try:
+                        return reply()
+                    except EncoderProcessError as e:
+                        log.warning("%s; embedding in this process instead", e)
+                        return self._run_here(pieces, starts, batches)
+                return vectors
+        made = self._run_here(pieces, starts, batches)
+        return lambda: made
 
-    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        weights = mask[..., None].astype(np.float32)
-        if self.pooling == "mean":
-            vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        elif self.pooling == "cls":
-            vectors = hidden[:, 0]
-        else:  # max over real tokens only
-            vectors = np.where(weights > 0, hidden, -1e9).max(axis=1)
-        # Always unit length: the Embedder contract, and what the torch backend asks for too.
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Runs the model in a child process (``index.encoder_process``) for the ``embed_later``
+        calls made within; it starts here and loads while the caller goes on, and until it is
+        ready those calls run here. A child that fails to start or stops is logged and the calls
+        run here."""
+        if self._process is not None:  # already within: one child serves both
+            yield
+            return
+        self._process = EncoderProcess(self.path, self.pooling, self._pad_id, self.workers)
+        try:
+            yield
+        finally:
+            process, self._process = self._process, None
+            process.close()
+
+
+def pooled(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Token vectors pooled as the model was trained to be (``mode``: mean, cls or max), unit length."""
+    weights = mask[..., None].astype(np.float32)
+    if mode == "mean":
+        vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    elif mode == "cls":
+        vectors = hidden[:, 0]
+    else:  # max over real tokens only
+        vectors = np.where(weights > 0, hidden, -1e9).max(axis=1)
+    # Always unit length: the Embedder contract, and what the torch backend asks for too.
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def run_rows(session, pieces: np.ndarray, starts: np.ndarray, rows: np.ndarray, pad_id: int,
+             pooling: str) -> np.ndarray:
+    """One model run: the texts ``rows`` padded to the longest of them, pooled to unit vectors.
+    The parent's threads and the child both call this, so their vectors are the same."""
+    lengths = starts[rows + 1] - starts[rows]
+    input_ids = np.full((len(rows), int(lengths.max())), pad_id, dtype=np.int64)
+    mask = np.zeros_like(input_ids)
+    for r, (i, n) in enumerate(zip(rows.tolist(), lengths.tolist())):
+        input_ids[r, :n] = pieces[starts[i] : starts[i] + n]
+        mask[r, :n] = 1
+    hidden = session.run([OUTPUT_NAME], {"input_ids": input_ids, "attention_mask": mask,
+                                         "token_type_ids": np.zeros_like(mask)})[0]
+    return pooled(hidden, mask, pooling)
+
+
+def run_all(runner: ThreadPoolExecutor | None, session, pieces: np.ndarray, starts: np.ndarray,
+            batches: list[np.ndarray], pad_id: int, pooling: str, dimension: int) -> np.ndarray:
+    """Every batch run (side by side on ``runner``'s threads when there are several), the vectors
+    in the texts' order."""
+    out = np.empty((len(starts) - 1, dimension), dtype=np.float32)
+
+    def run(rows: np.ndarray) -> None:
+        out[rows] = run_rows(session, pieces, starts, rows, pad_id, pooling)
+
+    if runner is None or len(batches) == 1:
+        for rows in batches:
+            run(rows)
+    else:
+        list(runner.map(run, batches))  # errors re-raised
+    return out
 
 
 # --- loading and choosing ---------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import chromadb.api.models.Collection
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -654,13 +656,13 @@ def small_batches(monkeypatch, embedder, first: int, full: int) -> list[int]:
     monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", full)
     monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", full)
     sizes: list[int] = []
-    embed = embedder.embed
+    embed_later = embedder.embed_later
 
     def counted(texts, *args, **kwargs):
         sizes.append(len(texts))
-        return embed(texts, *args, **kwargs)
+        return embed_later(texts, *args, **kwargs)
 
-    monkeypatch.setattr(embedder, "embed", counted)
+    monkeypatch.setattr(embedder, "embed_later", counted)
     return sizes
 
 
@@ -673,6 +675,68 @@ def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path
     assert sizes == [14, 19]
     assert report.embedded_passages == 33
     assert 0 < report.seconds_before_embedding < report.seconds
+
+
+def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encoder_ends(embedder, tmp_path, monkeypatch):
+    # 20 decisions of 3 paragraphs and a Summary: 80 windows expected, a decision's 4 at a time.
+    # After the first batch and full ones, the batch before the last takes what the last (9
+    # windows: 8, two decisions) leaves.
+    from index import ingest as ingest_module
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 20)
+    sizes = small_batches(monkeypatch, embedder, first=3, full=15)
+    monkeypatch.setattr(ingest_module, "LAST_BATCH_WINDOWS", 9)
+    report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    assert sizes == [4, 16, 16, 16, 16, 4, 8]
+    assert report.embedded_windows == 80 and report.count(ADDED) == 20
+
+
+def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_process_stores(
+    embedder, tmp_path, monkeypatch
+):
+    from index import ingest as ingest_module
+    from index.encoder_process import EncoderProcess
+
+    if embedder.encoder == "torch":
+        pytest.skip("the child process runs the ONNX encoders; torch embeds in the ingesting process")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 20)
+    sizes = small_batches(monkeypatch, embedder, first=3, full=15)
+    bulk = embedder.bulk
+
+    @contextmanager
+    def ready_bulk():  # an ingest this short would be over before the child loads the model
+        with bulk():
+            assert embedder._process._ready.wait(60) and embedder._process.ready
+            yield
+
+    monkeypatch.setattr(embedder, "bulk", ready_bulk)
+    submitted: list[EncoderProcess] = []
+    submit = EncoderProcess.submit
+    monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: submitted.append(self) or submit(self, *a))
+    stores = {}
+    for name, bulk_from in (("one process", 10**9), ("child", 20)):
+        monkeypatch.setattr(ingest_module, "BULK_DECISIONS", bulk_from)
+        submitted.clear()
+        sizes.clear()
+        stores[name] = Store(StoreConfig(index_dir=tmp_path / name))
+        report = ingest([folder], stores[name], embedder)
+        assert report.count(ADDED) == 20
+        if name == "child":  # every batch
+            assert len(submitted) == len(sizes) == 6 and all(p is submitted[0] for p in submitted)
+            assert submitted[0]._child.poll() == 0  # ended with the ingest
+        else:
+            assert submitted == []
+    hashes = {r.reference: r.content_hash for r in stores["child"].complete_records().values()}
+    one, child = (stores[name].vectors_of(hashes) for name in ("one process", "child"))
+    assert one.keys() == child.keys() and len(one) == 20
+    for ref in one:
+        assert one[ref].keys() == child[ref].keys()
+        for window, vector in one[ref].items():
+            assert np.array_equal(vector, child[ref][window]), (ref, window)
 
 
 def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(seeds_archive, embedder, tmp_path, monkeypatch):

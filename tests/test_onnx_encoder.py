@@ -268,8 +268,8 @@ def test_pieces_counted_for_windows_are_embedded_as_the_tokenizer_would_make_the
     encoder.count_model_tokens_many(texts)
     assert set(texts) - {long_text} <= set(encoder._pieces)
     assert long_text not in encoder._pieces  # longer than a window: cut, never embedded whole
-    ids, types = encoder._tokenise(texts)
-    assert ids == direct["input_ids"] and types == direct["token_type_ids"]
+    assert encoder._tokenise(texts) == direct["input_ids"]
+    assert {t for types in direct["token_type_ids"] for t in types} == {0}  # what every run is given
     assert np.array_equal(encoder.embed(texts), fresh)
     assert not set(texts) & set(encoder._pieces)  # embedded once, then let go
 
@@ -377,6 +377,68 @@ def test_batches_run_side_by_side_give_the_vectors_of_batches_run_in_turn(export
     in_turn = embedder.embed(seed_paragraphs, batch_size=4)
     assert len(seed_paragraphs) > 8  # several batches
     assert np.array_equal(side_by_side, in_turn)
+
+
+# --- the model in a child process, for ingest ------------------------------------------------------
+
+
+def _ready(embedder) -> None:
+    """Until the child process started by ``bulk`` has loaded the model (it loads in the background)."""
+    deadline = time.monotonic() + 60
+    while not embedder._process.ready:
+        assert time.monotonic() < deadline and embedder._process._failed is None, embedder._process._failed
+        time.sleep(0.05)
+
+
+def test_within_bulk_the_child_process_gives_the_vectors_this_process_gives(exported, seed_paragraphs):
+    embedder = exported.int8
+    with embedder.bulk():
+        _ready(embedder)
+        child = embedder._process._child
+        assert child.poll() is None and child.pid != os.getpid()
+        first = embedder.embed_later(seed_paragraphs[:10], batch_size=4)
+        rest = embedder.embed_later(seed_paragraphs[10:], batch_size=4)  # sent while the first runs
+        assert embedder._process._sent == 2
+        vectors = np.vstack([first(), rest()])
+        assert embedder._process._received == 2  # both came from the child
+    here = np.vstack([embedder.embed(seed_paragraphs[:10], batch_size=4), embedder.embed(seed_paragraphs[10:], batch_size=4)])
+    assert np.array_equal(vectors, here)  # to the last bit
+    assert child.poll() == 0  # ended with the bulk
+    assert embedder._process is None
+
+
+def test_outside_bulk_texts_are_embedded_here(exported, seed_paragraphs):
+    embedder = exported.fp32
+    later = embedder.embed_later(seed_paragraphs[:4])
+    assert embedder._process is None
+    assert np.array_equal(later(), embedder.embed(seed_paragraphs[:4]))
+
+
+def test_a_child_that_dies_is_reported_and_the_texts_are_embedded_here(exported, seed_paragraphs, caplog):
+    embedder = exported.int8
+    expected = embedder.embed(seed_paragraphs[:6])
+    with caplog.at_level(logging.WARNING, logger="index.onnx_encoder"), embedder.bulk():
+        _ready(embedder)
+        embedder._process._child.kill()
+        embedder._process._child.wait()
+        assert np.array_equal(embedder.embed_later(seed_paragraphs[:6])(), expected)
+        assert np.array_equal(embedder.embed_later(seed_paragraphs[:6])(), expected)  # and after
+    assert "the encoder process stopped" in caplog.text and "embedding in this process instead" in caplog.text
+
+
+def test_a_child_that_cannot_load_the_model_is_reported_and_the_texts_are_embedded_here(
+    exported, seed_paragraphs, tmp_path, monkeypatch, caplog
+):
+    embedder = exported.fp32
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    monkeypatch.setattr(embedder, "path", broken)
+    with caplog.at_level(logging.WARNING, logger="index.encoder_process"), embedder.bulk():
+        process = embedder._process
+        process._ready.wait(60)
+        assert not process.ready and "could not load the model" in process._failed
+        assert np.array_equal(embedder.embed_later(seed_paragraphs[:3])(), embedder.embed(seed_paragraphs[:3]))
+    assert "the encoder process could not load the model" in caplog.text
 
 
 # --- choosing the encoder -------------------------------------------------------------------------------

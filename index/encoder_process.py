@@ -1,0 +1,170 @@
+"""The ONNX encoder's model runs in a child process while ingest embeds, so that nothing in the
+ingesting process can hold it up.
+
+Chroma's ``add`` holds the interpreter lock for its whole call (about 0.65 s for 4,096 windows), and
+the encoder's threads need the lock for a moment between two model runs: in one process, every
+write to the store stalled the encoder. The child has an interpreter of its own; the parent still
+counts word pieces, cuts windows and orders the runs, and sends the word pieces and the runs; the
+child runs them on its cores and sends back the pooled vectors, the same to the last bit as the
+parent's own runs would give. Measured over 16,780 paragraphs
+(`python -m eval.bench_ingest --encoder onnx-int8 --repeat 20 --rounds 2`): ingest at 0.885 of
+the encoder-alone rate instead of 0.85.
+
+Messages are pickled over the child's standard input and a copy of its standard output (the real
+one is pointed at standard error, so a library printing cannot corrupt them). The child ends when
+its input closes, so it never outlives the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the ``index`` package
+
+
+class EncoderProcessError(RuntimeError):
+    """The child process could not start, or stopped; the parent embeds in-process instead."""
+
+
+class EncoderProcess:
+    """A child process running an ONNX model file's sessions, one per core (see the module)."""
+
+    def __init__(self, model: Path, pooling: str, pad_id: int, workers: int) -> None:
+        """Starts the child and returns at once: it loads the model while the parent goes on
+        (``ready`` says whether it has)."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", "from index.encoder_process import main; main()",
+             str(model), pooling, str(pad_id), str(workers)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=str(_PACKAGE_ROOT),
+        )
+        self._sending, self._receiving = threading.Lock(), threading.Lock()  # one message at a time each way
+        self._sent = self._received = 0  # requests sent, replies read
+        self._replies: dict[int, tuple[str, object]] = {}  # read, not yet asked for
+        self._ready = threading.Event()
+        self._failed: str | None = None
+        threading.Thread(target=self._await_ready, name="ombudsman-encoder-start", daemon=True).start()
+
+    def _await_ready(self) -> None:
+        try:
+            message = pickle.load(self._child.stdout)
+            if message != "ready":
+                self._failed = f"the encoder process could not load the model: {message}"
+        except Exception as e:  # it died before loading
+            self._failed = f"the encoder process stopped while starting ({type(e).__name__}: {e})"
+        if self._failed:
+            log.warning("%s; embedding in this process instead", self._failed)
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the child has loaded the model and can run (false while starting, or once failed)."""
+        return self._ready.is_set() and self._failed is None
+
+    def submit(self, pieces: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]) -> Callable[[], np.ndarray]:
+        """Sends the texts whose word pieces are ``pieces[starts[i]:starts[i + 1]]`` (each of
+        ``batches``, rows, run together) and returns at once; what it returns gives their vectors,
+        waiting for them. The child runs what it is sent in order, one after another, so a batch
+        sent while another runs starts the moment that one ends. Raises ``EncoderProcessError``
+        if the child is gone."""
+        if not self.ready:
+            raise EncoderProcessError(self._failed or "the encoder process is still starting")
+        with self._sending:
+            number = self._sent
+            try:
+                pickle.dump((pieces, starts, batches), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                self._child.stdin.flush()
+            except Exception as e:  # killed, or out of memory
+                raise self._stopped(e) from e
+            self._sent += 1
+        return lambda: self._reply(number)
+
+    def _reply(self, number: int) -> np.ndarray:
+        """The vectors of request ``number`` (replies come in order; earlier ones are kept)."""
+        with self._receiving:
+            while number not in self._replies:
+                if self._failed:
+                    raise EncoderProcessError(self._failed)
+                try:
+                    self._replies[self._received] = pickle.load(self._child.stdout)
+                except Exception as e:
+                    raise self._stopped(e) from e
+                self._received += 1
+            status, value = self._replies.pop(number)
+        if status != "ok":
+            raise EncoderProcessError(f"the encoder process failed: {value}")
+        return value
+
+    def _stopped(self, error: Exception) -> EncoderProcessError:
+        self._failed = f"the encoder process stopped ({type(error).__name__}: {error})"
+        return EncoderProcessError(self._failed)
+
+    def close(self) -> None:
+        """Ends the child (it exits when its input closes) and waits for it."""
+        try:
+            self._child.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+        self._child.stdout.close()
+
+
+def _serve(source: BinaryIO, sink: BinaryIO, model: str, pooling: str, pad_id: int, workers: int) -> None:
+    from index.onnx_encoder import _open_session, run_all  # the child's only model code: the parent's
+
+    try:
+        session = _open_session(Path(model))
+    except Exception as e:
+        pickle.dump(f"{type(e).__name__}: {e}", sink)
+        sink.flush()
+        return
+    dimension = int(session.get_outputs()[0].shape[-1])
+    runner = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    requests: queue.Queue = queue.Queue()
+
+    def receive() -> None:  # so that the parent can send a request while the one before runs
+        while True:
+            try:
+                requests.put(pickle.load(source))
+            except EOFError:  # the parent closed our input, or died
+                requests.put(None)
+                return
+
+    threading.Thread(target=receive, daemon=True).start()
+    pickle.dump("ready", sink)
+    sink.flush()
+    while (request := requests.get()) is not None:
+        pieces, starts, batches = request
+        try:
+            reply = ("ok", run_all(runner, session, pieces, starts, batches, pad_id, pooling, dimension))
+        except Exception as e:
+            reply = ("error", f"{type(e).__name__}: {e}")
+        pickle.dump(reply, sink, protocol=pickle.HIGHEST_PROTOCOL)
+        sink.flush()
+
+
+def main() -> None:
+    """The child's entry point: ``model pooling pad_id workers`` on the command line."""
+    model, pooling, pad_id, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to standard error, not into the replies
+    source = os.fdopen(0, "rb")
+    _serve(source, sink, model, pooling, pad_id, workers)
