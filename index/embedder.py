@@ -152,6 +152,12 @@ class Embedder(ABC):
         now; a backend may start them elsewhere and return at once."""
         return _made(self._encode(texts, batch_size))
 
+    @property
+    def embeds_elsewhere(self) -> bool:
+        """Whether ``embed_later`` returns at once, the texts embedded elsewhere (the ONNX backend's
+        child process, within ``bulk``, once it has loaded the model)."""
+        return False
+
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """Within: a long run of ``embed_later`` calls (an ingest), for which a backend may set up

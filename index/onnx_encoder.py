@@ -403,7 +403,7 @@ class OnnxEmbedder(Embedder):
         """Sent to the child process once it is ready (see ``bulk``), else made here, now."""
         pieces, starts, batches = self._batches(texts, batch_size)
         process = self._process
-        if process is not None and process.ready:
+        if self.embeds_elsewhere:
             try:
                 reply = process.submit(pieces, starts, batches)
             except EncoderProcessError as e:
@@ -418,6 +418,10 @@ class OnnxEmbedder(Embedder):
                 return vectors
         made = self._run_here(pieces, starts, batches)
         return lambda: made
+
+    @property
+    def embeds_elsewhere(self) -> bool:
+        return self._process is not None and self._process.ready
 
     @contextmanager
     def bulk(self) -> Iterator[None]:

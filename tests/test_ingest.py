@@ -705,15 +705,7 @@ def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_pro
     folder.mkdir()
     write_small_decisions(folder, 20)
     sizes = small_batches(monkeypatch, embedder, first=3, full=15)
-    bulk = embedder.bulk
-
-    @contextmanager
-    def ready_bulk():  # an ingest this short would be over before the child loads the model
-        with bulk():
-            assert embedder._process._ready.wait(60) and embedder._process.ready
-            yield
-
-    monkeypatch.setattr(embedder, "bulk", ready_bulk)
+    ready_child_bulk(monkeypatch, embedder)
     submitted: list[EncoderProcess] = []
     submit = EncoderProcess.submit
     monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: submitted.append(self) or submit(self, *a))
@@ -737,6 +729,82 @@ def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_pro
         assert one[ref].keys() == child[ref].keys()
         for window, vector in one[ref].items():
             assert np.array_equal(vector, child[ref][window]), (ref, window)
+
+
+def ready_child_bulk(monkeypatch, embedder) -> None:
+    """Ingests wait for the child process to load the model when they start it: ingests this short
+    would be over before it has."""
+    bulk = embedder.bulk
+
+    @contextmanager
+    def ready_bulk():
+        with bulk():
+            assert embedder._process._ready.wait(60) and embedder._process.ready
+            yield
+
+    monkeypatch.setattr(embedder, "bulk", ready_bulk)
+
+
+def test_the_first_batch_is_sent_to_the_child_while_the_files_are_still_parsed(embedder, tmp_path, monkeypatch):
+    from index import ingest as ingest_module
+    from index.encoder_process import EncoderProcess
+
+    if embedder.encoder == "torch":
+        pytest.skip("the child process runs the ONNX encoders")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 40)  # 4 windows each
+    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    ready_child_bulk(monkeypatch, embedder)
+    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 20)
+    parsed_when_sent: list[int] = []
+    parsed = []
+    parse = ingest_module.parse_file
+    monkeypatch.setattr(ingest_module, "parse_file", lambda path: parsed.append(path) or parse(path))
+    submit = EncoderProcess.submit
+    monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: parsed_when_sent.append(len(parsed)) or submit(self, *a))
+    stores = {}
+    for name, bulk_from in (("one process", 10**9), ("child", 1)):
+        monkeypatch.setattr(ingest_module, "BULK_DECISIONS", bulk_from)
+        sizes.clear()
+        parsed.clear()
+        parsed_when_sent.clear()
+        stores[name] = Store(StoreConfig(index_dir=tmp_path / name))
+        report = ingest([folder], stores[name], embedder)
+        assert report.count(ADDED) == 40 and report.embedded_windows == 160
+        assert sizes == [20, 40, 40, 40, 20]  # the first batch embedded once, early or not
+    # Sent after 5 of the 40 files were parsed (their 20 windows), not after all of them.
+    assert parsed_when_sent[0] == 5 and len(parsed_when_sent) == 5
+    hashes = {r.reference: r.content_hash for r in stores["child"].complete_records().values()}
+    one, child = (stores[name].vectors_of(hashes) for name in ("one process", "child"))
+    assert one.keys() == child.keys() and len(one) == 40
+    for ref in one:  # the same batches: the same vectors, to the last bit
+        assert all(np.array_equal(v, child[ref][w]) for w, v in one[ref].items()), ref
+
+
+def test_a_first_batch_sent_early_that_the_plan_refuses_is_dropped_and_nothing_of_it_is_written(
+    embedder, tmp_path, monkeypatch
+):
+    from index import ingest as ingest_module
+
+    if embedder.encoder == "torch":
+        pytest.skip("the child process runs the ONNX encoders")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    refs = write_small_decisions(folder, 12)
+    # The last file repeats the first's reference with other text: the plan refuses both, after the
+    # first was sent early with the first batch.
+    (folder / "zz-clash.txt").write_text(SMALL_DECISION.format(i=99, ref=refs[0]), encoding="utf-8")
+    sizes = small_batches(monkeypatch, embedder, first=8, full=40)
+    ready_child_bulk(monkeypatch, embedder)
+    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 8)
+    monkeypatch.setattr(ingest_module, "BULK_DECISIONS", 1)
+    store = Store(StoreConfig(index_dir=tmp_path / "index"))
+    report = ingest([folder], store, embedder)
+    assert report.count(FAILED) == 2 and report.count(ADDED) == 11
+    assert sizes == [8, 8, 36]  # early: the first two decisions; then the plan's first batch, the second and third
+    assert sorted(store.complete_records()) == sorted(refs[1:])
+    assert store.windows(refs[0]) == {}
 
 
 def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(seeds_archive, embedder, tmp_path, monkeypatch):
