@@ -57,6 +57,7 @@ class EncoderProcess:
         self._replies: dict[int, tuple[str, object]] = {}  # read, not yet asked for
         self._ready = threading.Event()
         self._failed: str | None = None
+        self._closing = False
         threading.Thread(target=self._await_ready, name="ombudsman-encoder-start", daemon=True).start()
 
     def _await_ready(self) -> None:
@@ -66,7 +67,7 @@ class EncoderProcess:
                 self._failed = f"the encoder process could not load the model: {message}"
         except Exception as e:  # it died before loading
             self._failed = f"the encoder process stopped while starting ({type(e).__name__}: {e})"
-        if self._failed:
+        if self._failed and not self._closing:
             log.warning("%s; embedding in this process instead", self._failed)
         self._ready.set()
 
@@ -114,7 +115,11 @@ class EncoderProcess:
         return EncoderProcessError(self._failed)
 
     def close(self) -> None:
-        """Ends the child (it exits when its input closes) and waits for it."""
+        """Ends the child (it exits when its input closes; one still loading the model is killed:
+        nothing waits for it) and waits for it."""
+        self._closing = True
+        if not self._ready.is_set():
+            self._child.kill()
         try:
             self._child.stdin.close()
         except OSError:

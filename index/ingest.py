@@ -1,7 +1,9 @@
 """Ingest: files in, decisions indexed, incrementally and safely.
 
 Unchanged decisions (same content hash) are skipped without embedding; changed ones replace their
-passages; one bad file is reported and the rest of the batch still goes in. After the vectors, the
+passages; one bad file is reported and the rest of the batch still goes in. A long ingest runs the
+model in a child process (``index.encoder_process``) and sends it a first batch while the files
+are still being parsed, so that the encoder is busy from start to end. After the vectors, the
 catalogue (lexical index, boilerplate table, vector copy) gets a segment joined from the columns
 the writer made of each batch as it stored it (see ``index.catalogue``).
 """
@@ -210,10 +212,12 @@ class _Writer:
             self.first_batch = FIRST_BATCH_WINDOWS
             return False
         self._first_sent()
-        self.early = ([d for d, _, _ in prepared], self.embedder.embed_later([w for _, _, ws in prepared for x in ws for w in x]))
+        texts = [w for _, _, ws in prepared for x in ws for w in x]
+        self.early = ([d for d, _, _ in prepared], self.embedder.embed_later(texts))
         return True
 
     def _first_sent(self) -> None:
+        """Records when the first batch went to the encoder (``seconds_before_embedding``)."""
         if not self.report.seconds_before_embedding:
             self.report.seconds_before_embedding = time.perf_counter() - self.started
 

@@ -403,7 +403,7 @@ class OnnxEmbedder(Embedder):
         """Sent to the child process once it is ready (see ``bulk``), else made here, now."""
         pieces, starts, batches = self._batches(texts, batch_size)
         process = self._process
-        if self.embeds_elsewhere:
+        if process is not None and process.ready:
             try:
                 reply = process.submit(pieces, starts, batches)
             except EncoderProcessError as e:
@@ -421,7 +421,8 @@ class OnnxEmbedder(Embedder):
 
     @property
     def embeds_elsewhere(self) -> bool:
-        return self._process is not None and self._process.ready
+        process = self._process
+        return process is not None and process.ready
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
