@@ -280,9 +280,6 @@ def test_a_standard_paragraph_counted_for_several_decisions_is_tokenised_only_wh
     encoder = exported.fp32
     standard, other = seed_paragraphs[0], seed_paragraphs[1]
     alone = encoder.embed([standard, other])
-    encoder.count_model_tokens_many([standard, other])  # first decision
-    encoder.count_model_tokens_many([standard])  # second decision
-    encoder.count_model_tokens_many([standard])  # third decision
     calls = []
     real = encoder.tokenizer
 
@@ -292,6 +289,11 @@ def test_a_standard_paragraph_counted_for_several_decisions_is_tokenised_only_wh
 
     encoder.__dict__["tokenizer"] = counted
     try:
+        assert encoder.count_model_tokens_many([standard, other]) == [len(real(t, add_special_tokens=False)["input_ids"])
+                                                                      for t in (standard, other)]  # first decision
+        assert encoder.count_model_tokens_many([standard]) == encoder.count_model_tokens_many([standard])  # second, third
+        assert calls == [([standard, other],)]  # the second and third decisions' copies: the pieces kept
+        calls.clear()
         first = encoder.embed([standard, other, standard])  # one batch: two decisions
         assert standard in encoder._pieces and other not in encoder._pieces
         second = encoder.embed([standard])  # a later batch: the third
