@@ -270,20 +270,25 @@ class _Writer:
         most one batch waiting, so memory stays bounded however large the ingest.
         """
         sending = None
-        early, self.early = self.early, None
         if self.pending:
-            texts = [w for _, _, windows, _ in self.pending for ws in windows for w in ws]
             t = time.perf_counter()
             self.flushed = True
             self._first_sent()
-            same = early is not None and len(early[0]) == len(self.pending) and all(
-                d is e for e, (d, *_) in zip(early[0], self.pending))
-            sending = (self.pending, early[1] if same else self.embedder.embed_later(texts))
+            sending = (self.pending, self._send_pending())
             self.report.embed_seconds += time.perf_counter() - t
-            self.sent += len(texts)
+            self.sent += self.pending_windows
             self.pending, self.pending_windows = [], 0
         self._store_sent()
         self.sent_batch = sending
+
+    def _send_pending(self) -> Callable[[], np.ndarray]:
+        """What gives the pending batch's vectors: the early batch's when it is these decisions
+        (the same objects, in order), else the pending windows sent now."""
+        early, self.early = self.early, None
+        if early is not None and len(early[0]) == len(self.pending) and all(
+                d is e for e, (d, *_) in zip(early[0], self.pending)):
+            return early[1]
+        return self.embedder.embed_later([w for _, _, windows, _ in self.pending for ws in windows for w in ws])
 
     def _store_sent(self) -> None:
         """The batch sent to the encoder (if any), once embedded, to the store writer thread."""

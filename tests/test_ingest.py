@@ -693,6 +693,17 @@ def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encod
     assert report.embedded_windows == 80 and report.count(ADDED) == 20
 
 
+def assert_same_vectors(one: Store, other: Store, decisions: int) -> None:
+    """Both stores hold the same decisions' windows with the same vectors, to the last bit (the same
+    batches embedded in one process or the other)."""
+    hashes = {r.reference: r.content_hash for r in other.complete_records().values()}
+    a, b = one.vectors_of(hashes), other.vectors_of(hashes)
+    assert a.keys() == b.keys() and len(a) == decisions
+    for ref in a:
+        assert a[ref].keys() == b[ref].keys()
+        assert all(np.array_equal(vector, b[ref][window]) for window, vector in a[ref].items()), ref
+
+
 def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_process_stores(
     embedder, tmp_path, monkeypatch
 ):
@@ -722,13 +733,7 @@ def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_pro
             assert submitted[0]._child.poll() == 0  # ended with the ingest
         else:
             assert submitted == []
-    hashes = {r.reference: r.content_hash for r in stores["child"].complete_records().values()}
-    one, child = (stores[name].vectors_of(hashes) for name in ("one process", "child"))
-    assert one.keys() == child.keys() and len(one) == 20
-    for ref in one:
-        assert one[ref].keys() == child[ref].keys()
-        for window, vector in one[ref].items():
-            assert np.array_equal(vector, child[ref][window]), (ref, window)
+    assert_same_vectors(stores["one process"], stores["child"], decisions=20)
 
 
 def ready_child_bulk(monkeypatch, embedder) -> None:
@@ -775,11 +780,7 @@ def test_the_first_batch_is_sent_to_the_child_while_the_files_are_still_parsed(e
         assert sizes == [20, 40, 40, 40, 20]  # the first batch embedded once, early or not
     # Sent after 5 of the 40 files were parsed (their 20 windows), not after all of them.
     assert parsed_when_sent[0] == 5 and len(parsed_when_sent) == 5
-    hashes = {r.reference: r.content_hash for r in stores["child"].complete_records().values()}
-    one, child = (stores[name].vectors_of(hashes) for name in ("one process", "child"))
-    assert one.keys() == child.keys() and len(one) == 40
-    for ref in one:  # the same batches: the same vectors, to the last bit
-        assert all(np.array_equal(v, child[ref][w]) for w, v in one[ref].items()), ref
+    assert_same_vectors(stores["one process"], stores["child"], decisions=40)
 
 
 def test_a_first_batch_sent_early_that_the_plan_refuses_is_dropped_and_nothing_of_it_is_written(
