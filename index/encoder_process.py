@@ -13,7 +13,8 @@ process.
 
 Messages are pickled over the child's standard input and a copy of its standard output (the real
 one is pointed at standard error, so a library printing cannot corrupt them). The child ends when
-its input closes, so it never outlives the parent.
+its input closes or breaks off (the parent closed it, or died), after the request it is running;
+it ignores Ctrl-C, which is the parent's to handle.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -46,12 +48,12 @@ class EncoderProcess:
     def __init__(self, model: Path, pooling: str, pad_id: int, workers: int) -> None:
         """Starts the child and returns at once: it loads the model while the parent goes on
         (``ready`` says whether it has)."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        # Run from the folder holding the package, which ``-c`` puts first on the import path.
         self._child = subprocess.Popen(
             [sys.executable, "-c", "from index.encoder_process import main; main()",
-             str(model), pooling, str(pad_id), str(workers)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=str(_PACKAGE_ROOT),
+             str(Path(model).resolve()), pooling, str(pad_id), str(workers)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(_PACKAGE_ROOT),
+            stderr=subprocess.DEVNULL if sys.stderr is None else None,
         )
         self._sending, self._receiving = threading.Lock(), threading.Lock()  # one message at a time each way
         self._sent = self._received = 0  # requests sent, replies read
@@ -80,9 +82,9 @@ class EncoderProcess:
     def submit(self, pieces: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]) -> Callable[[], np.ndarray]:
         """Sends the texts whose word pieces are ``pieces[starts[i]:starts[i + 1]]`` (each of
         ``batches``, rows, run together) and returns at once; what it returns gives their vectors,
-        waiting for them. The child runs what it is sent in order, one after another, so a batch
-        sent while another runs starts the moment that one ends. Raises ``EncoderProcessError``
-        if the child is gone."""
+        waiting for them (the first call; later calls give the same array). The child runs what it
+        is sent in order, one after another, so a batch sent while another runs starts the moment
+        that one ends. Raises ``EncoderProcessError`` if the child is gone."""
         if not self.ready:
             raise EncoderProcessError(self._failed or "the encoder process is still starting")
         with self._sending:
@@ -92,8 +94,19 @@ class EncoderProcess:
                 self._child.stdin.flush()
             except Exception as e:  # killed, or out of memory
                 raise self._stopped(e) from e
+            except BaseException:  # interrupted part way: the stream is cut, so the child cannot go on
+                self._failed = "the encoder process was interrupted while sent a batch"
+                self._child.kill()
+                raise
             self._sent += 1
-        return lambda: self._reply(number)
+        got: list[np.ndarray] = []
+
+        def vectors() -> np.ndarray:
+            if not got:
+                got.append(self._reply(number))
+            return got[0]
+
+        return vectors
 
     def _reply(self, number: int) -> np.ndarray:
         """The vectors of request ``number`` (replies come in order; earlier ones are kept)."""
@@ -116,10 +129,11 @@ class EncoderProcess:
         return EncoderProcessError(self._failed)
 
     def close(self) -> None:
-        """Ends the child (it exits when its input closes; one still loading the model is killed:
-        nothing waits for it) and waits for it."""
+        """Ends the child: it exits when its input closes. One still loading the model, or with
+        vectors nobody will read (an ingest that stopped on an error, an early batch dropped), is
+        killed instead: nothing waits for it, and it could not write its reply."""
         self._closing = True
-        if not self._ready.is_set():
+        if not self._ready.is_set() or self._received < self._sent:
             self._child.kill()
         try:
             self._child.stdin.close()
@@ -147,12 +161,13 @@ def _serve(source: BinaryIO, sink: BinaryIO, model: str, pooling: str, pad_id: i
     requests: queue.Queue = queue.Queue()
 
     def receive() -> None:  # so that the parent can send a request while the one before runs
-        while True:
-            try:
+        try:
+            while True:
                 requests.put(pickle.load(source))
-            except EOFError:  # the parent closed our input, or died
-                requests.put(None)
-                return
+        except BaseException:  # the parent closed our input, or died (part way through a request)
+            pass
+        finally:
+            requests.put(None)
 
     threading.Thread(target=receive, daemon=True).start()
     pickle.dump("ready", sink)
@@ -169,6 +184,7 @@ def _serve(source: BinaryIO, sink: BinaryIO, model: str, pooling: str, pad_id: i
 
 def main() -> None:
     """The child's entry point: ``model pooling pad_id workers`` on the command line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group
     model, pooling, pad_id, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     sink = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to standard error, not into the replies

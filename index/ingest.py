@@ -87,7 +87,10 @@ class IngestReport:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
-    seconds_before_embedding: float = 0.0  # from the start to the first batch sent to the encoder (0: none)
+    # From the start to the first batch sent to the encoder (0: none), an early batch the plan then
+    # dropped included; ``embed_seconds``: time spent sending batches to the encoder and waiting for
+    # their vectors (the encoder's own time when it runs in the ingesting process).
+    seconds_before_embedding: float = 0.0
     embedded_passages: int = 0
     embedded_windows: int = 0
     lexical_rebuilt: bool = False
@@ -278,23 +281,29 @@ class _Writer:
             self.report.embed_seconds += time.perf_counter() - t
             self.sent += self.pending_windows
             self.pending, self.pending_windows = [], 0
-        self._store_sent()
-        self.sent_batch = sending
+        previous, self.sent_batch = self.sent_batch, sending
+        self._store(previous)
 
     def _send_pending(self) -> Callable[[], np.ndarray]:
         """What gives the pending batch's vectors: the early batch's when it is these decisions
         (the same objects, in order), else the pending windows sent now."""
         early, self.early = self.early, None
+        self._early_prepared = {}  # what the plan refused of it is never asked for
         if early is not None and len(early[0]) == len(self.pending) and all(
                 d is e for e, (d, *_) in zip(early[0], self.pending)):
             return early[1]
         return self.embedder.embed_later([w for _, _, windows, _ in self.pending for ws in windows for w in ws])
 
     def _store_sent(self) -> None:
-        """The batch sent to the encoder (if any), once embedded, to the store writer thread."""
-        if self.sent_batch is None:
+        """The batch sent to the encoder last (if any), once embedded, to the store writer thread."""
+        sent, self.sent_batch = self.sent_batch, None
+        self._store(sent)
+
+    def _store(self, sent: tuple[list, Callable[[], np.ndarray]] | None) -> None:
+        """A batch sent to the encoder, once embedded, to the store writer thread."""
+        if sent is None:
             return
-        (pending, vectors_of), self.sent_batch = self.sent_batch, None
+        pending, vectors_of = sent
         t = time.perf_counter()
         vectors = vectors_of()
         self.report.embed_seconds += time.perf_counter() - t
@@ -502,7 +511,8 @@ class _EarlyBatch:
     """Watches the first pass and sends the writer's first batch to the encoder's child process as
     soon as the child is ready and enough new decisions are parsed: the encoder then starts while
     the rest of the files are parsed, instead of after all of them (1.3 s of 3,000 files, with
-    one core idle). New: not recorded in the store with the same content hash."""
+    one core idle). A decision is new when the store holds no record of its reference with the
+    same content hash."""
 
     def __init__(self, writer: _Writer, store: Store) -> None:
         self.writer, self.store = writer, store
@@ -518,7 +528,10 @@ class _EarlyBatch:
         if self.windows >= EARLY_BATCH_WINDOWS and self.writer.embedder.embeds_elsewhere:
             self.tried = True  # once: an ingest whose first files are unchanged gets no early batch
             records = self.store.records(sorted({d.reference for d in self.candidates}))
-            self.writer.send_early([d for d in self.candidates if d.reference not in records
+            first: dict[str, Decision] = {}  # the plan takes a reference's first file (or none)
+            for d in self.candidates:
+                first.setdefault(d.reference, d)
+            self.writer.send_early([d for d in first.values() if d.reference not in records
                                     or not records[d.reference].holds(d.content_hash)])
 
 

@@ -438,7 +438,12 @@ class OnnxEmbedder(Embedder):
         if self._process is not None:  # already within: one child serves both
             yield
             return
-        self._process = EncoderProcess(self.path, self.pooling, self._pad_id, self.workers)
+        try:
+            self._process = EncoderProcess(self.path, self.pooling, self._pad_id, self.workers)
+        except (OSError, ValueError) as e:  # no process could be started at all
+            log.warning("could not start the encoder process (%s: %s); embedding in this process", type(e).__name__, e)
+            yield
+            return
         try:
             yield
         finally:

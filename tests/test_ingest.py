@@ -730,6 +730,7 @@ def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_pro
         assert report.count(ADDED) == 20
         if name == "child":  # every batch
             assert len(submitted) == len(sizes) == 6 and all(p is submitted[0] for p in submitted)
+            assert submitted[0]._received == 6 and submitted[0]._failed is None  # no batch fell back
             assert submitted[0]._child.poll() == 0  # ended with the ingest
         else:
             assert submitted == []

@@ -443,6 +443,42 @@ def test_a_child_that_cannot_load_the_model_is_reported_and_the_texts_are_embedd
     assert "the encoder process could not load the model" in caplog.text
 
 
+def _started(embedder, model: Path | None = None):
+    from index.encoder_process import EncoderProcess
+
+    process = EncoderProcess(model or embedder.path, embedder.pooling, embedder._pad_id, 1)
+    assert process._ready.wait(60) and process.ready, process._failed
+    return process
+
+
+def test_the_child_ends_when_its_input_breaks_off_part_way_through_a_batch(exported):
+    # The parent killed while sending: the child must not wait for the rest for ever.
+    process = _started(exported.fp32)
+    process._child.stdin.write(b"\x80\x05\x95\xff\xff\x00\x00")  # the start of a pickle, cut
+    process._child.stdin.close()
+    assert process._child.wait(timeout=30) == 0
+    process._child.stdout.close()
+
+
+def test_closing_a_child_whose_vectors_nobody_reads_kills_it_instead_of_waiting(exported, seed_paragraphs):
+    embedder = exported.fp32
+    process = _started(embedder)
+    pieces, starts, batches = embedder._batches(seed_paragraphs * 20, 16)  # a reply larger than a pipe holds
+    process.submit(pieces, starts, batches)
+    started = time.monotonic()
+    process.close()
+    # Killed: it could not write its reply, so waiting for it to exit would last the whole 10 s
+    # ``close`` allows before it kills.
+    assert process._child.returncode == -9 and time.monotonic() - started < 5
+
+
+def test_a_relative_model_path_is_found_from_any_working_folder(exported, tmp_path, monkeypatch):
+    monkeypatch.chdir(exported.fp32.path.parent)
+    process = _started(exported.fp32, Path(exported.fp32.path.name))
+    process.close()
+    assert process._child.returncode == 0
+
+
 # --- choosing the encoder -------------------------------------------------------------------------------
 
 
