@@ -704,10 +704,24 @@ def assert_same_vectors(one: Store, other: Store, decisions: int) -> None:
         assert all(np.array_equal(vector, b[ref][window]) for window, vector in a[ref].items()), ref
 
 
+def ingest_in_one_process_then_with_the_child(folder: Path, tmp_path: Path, embedder, monkeypatch, child_from: int,
+                                             stores: dict, records: tuple[list, ...]):
+    """The files of ``folder`` ingested into a new store with the model in this process, then into
+    another with the child process (from ``child_from`` files); each store kept in ``stores`` by
+    name, the lists a test records into emptied before each ingest. Yields (name, report)."""
+    from index import ingest as ingest_module
+
+    for name, bulk_from in (("one process", 10**9), ("child", child_from)):
+        monkeypatch.setattr(ingest_module, "BULK_DECISIONS", bulk_from)
+        for record in records:
+            record.clear()
+        stores[name] = Store(StoreConfig(index_dir=tmp_path / name))
+        yield name, ingest([folder], stores[name], embedder)
+
+
 def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_process_stores(
     embedder, tmp_path, monkeypatch
 ):
-    from index import ingest as ingest_module
     from index.encoder_process import EncoderProcess
 
     if embedder.encoder == "torch":
@@ -721,12 +735,8 @@ def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_pro
     submit = EncoderProcess.submit
     monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: submitted.append(self) or submit(self, *a))
     stores = {}
-    for name, bulk_from in (("one process", 10**9), ("child", 20)):
-        monkeypatch.setattr(ingest_module, "BULK_DECISIONS", bulk_from)
-        submitted.clear()
-        sizes.clear()
-        stores[name] = Store(StoreConfig(index_dir=tmp_path / name))
-        report = ingest([folder], stores[name], embedder)
+    for name, report in ingest_in_one_process_then_with_the_child(
+            folder, tmp_path, embedder, monkeypatch, 20, stores, records=(submitted, sizes)):
         assert report.count(ADDED) == 20
         if name == "child":  # every batch
             assert len(submitted) == len(sizes) == 6 and all(p is submitted[0] for p in submitted)
@@ -770,13 +780,8 @@ def test_the_first_batch_is_sent_to_the_child_while_the_files_are_still_parsed(e
     submit = EncoderProcess.submit
     monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: parsed_when_sent.append(len(parsed)) or submit(self, *a))
     stores = {}
-    for name, bulk_from in (("one process", 10**9), ("child", 1)):
-        monkeypatch.setattr(ingest_module, "BULK_DECISIONS", bulk_from)
-        sizes.clear()
-        parsed.clear()
-        parsed_when_sent.clear()
-        stores[name] = Store(StoreConfig(index_dir=tmp_path / name))
-        report = ingest([folder], stores[name], embedder)
+    for _, report in ingest_in_one_process_then_with_the_child(
+            folder, tmp_path, embedder, monkeypatch, 1, stores, records=(sizes, parsed, parsed_when_sent)):
         assert report.count(ADDED) == 40 and report.embedded_windows == 160
         assert sizes == [20, 40, 40, 40, 20]  # the first batch embedded once, early or not
     # Sent after 5 of the 40 files were parsed (their 20 windows), not after all of them.
