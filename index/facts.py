@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 from index.decision import Decision
 from index.passage import SUMMARY
@@ -116,6 +117,16 @@ _NOT_INVESTIGATED = re.compile(
     r"|\bwill\s+not\s+(?:start|continue)\s+an\s+investigation|\bcannot\s+(?:consider|look\s+at)\s+(?:this|the|mr|mrs|ms|miss)"
     r"|\b(?:no|not\s+have)\s+grounds\s+to\s+investigate", re.I)
 _ROLE_SECTIONS = re.compile(r"role and powers|the law|legal|how i considered|what i have|guidance", re.I)
+# Every pattern of a finding of fault names the word: a sentence without it is passed over
+# unsearched (most are, and the two finding patterns are the costliest here).
+_MENTIONS_FAULT = re.compile(r"fault", re.I)
+
+
+@lru_cache(maxsize=4096)
+def _role_section(section: str) -> bool:
+    """Whether a section explains the Ombudsman's role or the law rather than this case's facts
+    (asked of every sentence; a decision has a few sections)."""
+    return _ROLE_SECTIONS.search(section) is not None
 
 
 def _first(a, b):
@@ -130,7 +141,7 @@ def _fault(d: Decision, sentences) -> tuple[str | None, int | str | None, bool]:
         return None, None, False
     found = no = None
     for n, section, s in sentences:
-        if _ROLE_SECTIONS.search(section):
+        if _role_section(section) or not _MENTIONS_FAULT.search(s):
             continue
         if _NO_FAULT.search(s) and not _CLAIMED.search(s):
             no = no if no is not None else n
@@ -157,7 +168,7 @@ def _injustice(sentences, fault: str | None) -> str | None:
         return None
     found = no = False
     for _, section, s in sentences:
-        if _ROLE_SECTIONS.search(section) or _CLAIMS.search(s):
+        if _role_section(section) or _CLAIMS.search(s):
             continue
         if _NO_INJUSTICE.search(s) and not _INJUSTICE.search(_NO_INJUSTICE.sub(" ", s)):
             no = True
@@ -242,7 +253,7 @@ def _remedies(sentences, fault: str | None) -> list[Remedy]:
     kinds: set[str] = set()
     amounts: set[int] = set()
     for n, section, s in sentences:
-        if _ROLE_SECTIONS.search(section) or not _REMEDY_CONTEXT.search(s) or _NOT_REMEDY.search(s):
+        if _role_section(section) or not _REMEDY_CONTEXT.search(s) or _NOT_REMEDY.search(s):
             continue
         if section.lower().startswith("the complaint"):
             continue
@@ -312,7 +323,7 @@ def _closed_because(sentences) -> list[Reason]:
     out: list[Reason] = []
     seen: set[str] = set()
     for n, section, s in sentences:
-        if _ROLE_SECTIONS.search(section) or section.lower().startswith("the complaint"):
+        if _role_section(section) or section.lower().startswith("the complaint"):
             continue
         if not re.search(r"\bbecause\b|\bas\b|\bsince\b|\binvestigat|\bthis\s+is\b|\breasonable\b|\bunlikely\b|\bwould\b|\bcould\b"
                          r"|\bcannot\b|\bnot\s+enough\b|\binsufficient\b|\bnot\s+warranted\b", s, re.I):

@@ -57,9 +57,14 @@ SHORT_BATCH_WINDOWS = 1024
 # 1.5 to 1.8 s. `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20` reports the wait as
 # `ingest_seconds_before_embedding`.
 FIRST_BATCH_WINDOWS = 256
-# ... and the last batch is smaller: the batch before it is written while it is embedded, so what
-# is left at the end, overlapping no embedding, is writing this many windows, not a full batch.
-LAST_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_LAST_BATCH", "1024"))
+# ... and the last batches are smaller and smaller, down to this many windows: a batch is written
+# while the next is embedded, so what is left at the end, overlapping no embedding, is writing the
+# last one. Each batch of the taper is ``TAPER`` times the next: writing a window to the store takes
+# about a quarter of the time embedding it does (4,099 windows written in 2.4 to 3.2 s, embedded in
+# 13.6 s, `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20`), so a batch's write ends
+# before the next, a quarter its size, is embedded. Full batches of 4,096 end with 1,024 and 256.
+LAST_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_LAST_BATCH", "256"))
+TAPER = 3
 # ... but a first batch sent while the files are still parsed (``_EarlyBatch``) is larger: the
 # encoder embeds it while the rest are parsed and the next batch is prepared.
 EARLY_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_EARLY_BATCH", "1024"))
@@ -164,7 +169,7 @@ class _Writer:
         self.pending_windows = 0
         self.batch_windows = BATCH_WINDOWS
         self.flushed = False  # whether a batch went to the encoder yet (the first one is small)
-        self.first_batch = FIRST_BATCH_WINDOWS  # EARLY_BATCH_WINDOWS when sent early
+        self.first_batch = FIRST_BATCH_WINDOWS  # EARLY_BATCH_WINDOWS when prepared early
         self.expected: int | None = None  # windows this ingest expects to embed, if known
         self.sent = 0  # windows sent to the encoder so far
         self.sent_batch: tuple[list, Callable[[], np.ndarray]] | None = None  # sent, not yet stored
@@ -199,14 +204,12 @@ class _Writer:
         passages = passages_of(decision)
         return passages, self.embedder.windows_many([p.text for p in passages], [p.context for p in passages])
 
-    def send_early(self, decisions: list[Decision]) -> bool:
-        """Send the first batch to the encoder before the plan is made, while the first pass still
-        parses the rest of the files (``_EarlyBatch``): ``decisions`` as far as the first batch
-        reaches. It is used if the plan's first batch is the same decisions, which it is unless a
-        later file repeats one's reference; otherwise its vectors are dropped. Nothing is written
-        before the plan. False (nothing sent) if they do not fill a first batch."""
-        self.first_batch = EARLY_BATCH_WINDOWS
-        limit, windows, prepared = self._batch_limit(), 0, []
+    def prepare_early(self, decisions: list[Decision]) -> bool:
+        """Prepare the first batch before the plan is made, while the first pass still parses the
+        rest of the files (``_EarlyBatch``): ``decisions`` as far as the first batch reaches.
+        False if they do not fill one (what was prepared is used if the plan's first batch holds
+        it)."""
+        limit, windows, prepared = min(EARLY_BATCH_WINDOWS, self.batch_windows), 0, []
         for d in decisions:
             passages, ws = self.prepare(d)
             prepared.append((d, passages, ws))
@@ -215,12 +218,18 @@ class _Writer:
                 break
         self._early_prepared = {id(d): (d, passages, ws) for d, passages, ws in prepared}
         if windows < limit:
-            self.first_batch = FIRST_BATCH_WINDOWS
             return False
+        self.first_batch = EARLY_BATCH_WINDOWS  # ready at once, sent early or not
+        return True
+
+    def send_early(self) -> None:
+        """Send the batch ``prepare_early`` prepared to the encoder. It is used if the plan's first
+        batch is the same decisions, which it is unless a later file repeats one's reference;
+        otherwise its vectors are dropped. Nothing is written before the plan."""
+        prepared = list(self._early_prepared.values())
         self._first_sent()
         texts = [w for _, _, ws in prepared for x in ws for w in x]
         self.early = ([d for d, _, _ in prepared], self.embedder.embed_later(texts))
-        return True
 
     def _first_sent(self) -> None:
         """Records when the first batch went to the encoder (``seconds_before_embedding``)."""
@@ -235,15 +244,20 @@ class _Writer:
 
     def _batch_limit(self) -> int:
         """Windows to gather before the next batch goes to the encoder: a small first batch, then
-        full ones, and when the end is in sight, a last batch of ``LAST_BATCH_WINDOWS`` (long
-        enough to embed while the batch before it is written)."""
+        full ones, and when the end is in sight, the taper (``LAST_BATCH_WINDOWS``)."""
         if not self.flushed:
             return min(self.first_batch, self.batch_windows)
-        left = None if self.expected is None else self.expected - self.sent
-        if left is None or left >= self.batch_windows + LAST_BATCH_WINDOWS:
+        if self.expected is None:
             return self.batch_windows
-        if left > LAST_BATCH_WINDOWS:  # the batch before the last: what the last leaves
-            return left - LAST_BATCH_WINDOWS
+        left = self.expected - self.sent
+        taper = _taper(self.batch_windows)
+        after = sum(taper)  # windows left for the batches after this one
+        if left >= self.batch_windows + after:
+            return self.batch_windows
+        for size in taper:
+            if left > after:  # this batch takes what the rest of the taper leaves
+                return left - after
+            after -= size
         # The last batch: everything left (the count expected a window per passage, and a long
         # paragraph has several), up to a full batch.
         return self.batch_windows
@@ -439,6 +453,17 @@ def expected_windows(jobs: list[_Job]) -> int | None:
     return sum(len(j.decision.paragraphs) + 1 for j in jobs if j.decision is not None)
 
 
+def _taper(full: int) -> list[int]:
+    """The sizes of the batches that end an ingest of full batches of ``full`` windows, largest
+    first, each ``TAPER`` times the next, down to ``LAST_BATCH_WINDOWS``: 1,024 and 256 after
+    batches of 4,096."""
+    sizes, size = [], max(1, LAST_BATCH_WINDOWS)
+    while size < full:
+        sizes.insert(0, size)
+        size *= TAPER
+    return sizes
+
+
 def batch_windows(jobs: list[_Job]) -> int:
     """Windows per embedding batch for these jobs (see ``SHORT_BATCH_WINDOWS``)."""
     windows = expected_windows(jobs)
@@ -509,30 +534,38 @@ def _write_all(jobs: list[_Job], writer: _Writer) -> None:
 
 class _EarlyBatch:
     """Watches the first pass and sends the writer's first batch to the encoder's child process as
-    soon as the child is ready and enough new decisions are parsed: the encoder then starts while
+    soon as enough new decisions are parsed and the child is ready: the encoder then starts while
     the rest of the files are parsed, instead of after all of them (1.3 s of 3,000 files, with
-    one core idle). A decision is new when the store holds no record of its reference with the
-    same content hash."""
+    one core idle). The batch is prepared (passages, windows, word pieces) as soon as its
+    decisions are parsed, while the child may still be loading the model, so that it goes the
+    moment the child is ready. A decision is new when the store holds no record of its reference
+    with the same content hash."""
 
     def __init__(self, writer: _Writer, store: Store) -> None:
         self.writer, self.store = writer, store
         self.candidates: list[Decision] = []
         self.windows = 0  # a window per passage, as ``expected_windows`` counts
-        self.tried = False
+        self.prepared = False
+        self.done = False  # sent, or given up: an ingest whose first files are unchanged gets none
 
     def parsed(self, decision: Decision) -> None:
-        if self.tried:
+        if self.done:
             return
-        self.candidates.append(decision)
-        self.windows += len(decision.paragraphs) + 1
-        if self.windows >= EARLY_BATCH_WINDOWS and self.writer.embedder.embeds_elsewhere:
-            self.tried = True  # once: an ingest whose first files are unchanged gets no early batch
+        if not self.prepared:
+            self.candidates.append(decision)
+            self.windows += len(decision.paragraphs) + 1
+            if self.windows < EARLY_BATCH_WINDOWS:
+                return
             records = self.store.records(sorted({d.reference for d in self.candidates}))
             first: dict[str, Decision] = {}  # the plan takes a reference's first file (or none)
             for d in self.candidates:
                 first.setdefault(d.reference, d)
-            self.writer.send_early([d for d in first.values() if d.reference not in records
-                                    or not records[d.reference].holds(d.content_hash)])
+            self.prepared = self.writer.prepare_early([d for d in first.values() if d.reference not in records
+                                                       or not records[d.reference].holds(d.content_hash)])
+            self.done = not self.prepared
+        if self.prepared and self.writer.embedder.embeds_elsewhere:
+            self.writer.send_early()
+            self.done = True
 
 
 def _first_pass(files: list[Path], report: IngestReport,
@@ -576,24 +609,22 @@ def ingest(
         if not isinstance(embedder, Embedder):
             embedder = embedder()
         label = embedder.label
-    if rebuild:
-        store.drop()
-        catalogue.clear(store)
-    store.passages_collection(label)  # creates the collection or refuses a model mismatch
-    generation = store.generation()
-    in_step = catalogue.in_step(store, generation)  # the catalogue holds what the store holds, as of now
-    store.watch(generation)
     files, failures = collect_files(paths)
     report.results.extend(failures)
-
-    writer = _Writer(store, embedder, label, report, progress, total=0, started=start)
     with ExitStack() as bulk:
+        long = isinstance(embedder, Embedder) and len(files) >= BULK_DECISIONS
+        if long:  # first: the child loads the model while the store is opened and the files parsed
+            bulk.enter_context(embedder.bulk())
+        if rebuild:
+            store.drop()
+            catalogue.clear(store)
+        store.passages_collection(label)  # creates the collection or refuses a model mismatch
+        generation = store.generation()
+        in_step = catalogue.in_step(store, generation)  # the catalogue holds what the store holds, as of now
+        store.watch(generation)
+        writer = _Writer(store, embedder, label, report, progress, total=0, started=start)
         try:
-            early = None
-            if isinstance(embedder, Embedder) and len(files) >= BULK_DECISIONS:
-                bulk.enter_context(embedder.bulk())  # the child loads the model while the files are parsed
-                early = _EarlyBatch(writer, store)
-            parsed = _first_pass(files, report, early)
+            parsed = _first_pass(files, report, _EarlyBatch(writer, store) if long else None)
             # Only the records of the decisions in these files, and those a killed write left: an
             # ingest of a few decisions into a large archive reads what it adds, not the archive.
             records = {**store.incomplete_records(), **store.records(sorted({ref for _, _, ref, _ in parsed}))}

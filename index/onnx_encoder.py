@@ -484,6 +484,14 @@ def run_all(runner: ThreadPoolExecutor | None, session, pieces: np.ndarray, star
             batches: list[np.ndarray], pad_id: int, pooling: str, dimension: int) -> np.ndarray:
     """Every batch run (side by side on ``runner``'s threads when there are several), the vectors
     in the texts' order."""
+    return start_all(runner, session, pieces, starts, batches, pad_id, pooling, dimension)()
+
+
+def start_all(runner: ThreadPoolExecutor | None, session, pieces: np.ndarray, starts: np.ndarray,
+              batches: list[np.ndarray], pad_id: int, pooling: str, dimension: int) -> Callable[[], np.ndarray]:
+    """``run_all`` begun: the runs are queued on ``runner`` and what is returned waits for them and
+    gives the vectors (re-raising a run's error). Runs queued by two calls run in order on the
+    same threads, so the second call's first runs start while the first call's last ones end."""
     out = np.empty((len(starts) - 1, dimension), dtype=np.float32)
 
     def run(rows: np.ndarray) -> None:
@@ -492,9 +500,15 @@ def run_all(runner: ThreadPoolExecutor | None, session, pieces: np.ndarray, star
     if runner is None or len(batches) == 1:
         for rows in batches:
             run(rows)
-    else:
-        list(runner.map(run, batches))  # errors re-raised
-    return out
+        return lambda: out
+    runs = [runner.submit(run, rows) for rows in batches]
+
+    def vectors() -> np.ndarray:
+        for r in runs:
+            r.result()
+        return out
+
+    return vectors
 
 
 # --- loading and choosing ---------------------------------------------------------------------------

@@ -234,6 +234,9 @@ class Columns:
     scales: np.ndarray
     text_bytes: np.ndarray | None = None  # uint8: the passages' texts, UTF-8, one after the other
     text_start: np.ndarray | None = None  # int64, one more than passages: where each text starts
+    # Each decision's direction (``decision_vectors``), when made with the rows (ingest's writer
+    # makes them batch by batch, beside the encoder); None: made when the segment is saved.
+    decision_vectors: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def texts_of(texts) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +295,7 @@ def columns_of_parts(parts: list[Part], dimension: int) -> Columns:
     return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values, rows,
                    np.asarray(statute_ids, dtype=np.int32), np.asarray(p_term, dtype=np.int32),
                    np.asarray(p_doc, dtype=np.int32), np.asarray(p_tf, dtype=np.uint16), q, scales,
-                   text_bytes, text_start)
+                   text_bytes, text_start, decision_vectors(q, scales, rows, len(decisions)))
 
 
 def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
@@ -375,11 +378,15 @@ def concatenate(parts: list[Columns]) -> Columns:
         text_bytes = np.concatenate([c.text_bytes for c in parts]).astype(np.uint8)
         shifts = np.cumsum([0] + [int(c.text_start[-1]) for c in parts[:-1]])
         text_start = np.concatenate([[0]] + [c.text_start[1:] + shift for c, shift in zip(parts, shifts)]).astype(np.int64)
+    directions = None
+    if all(c.decision_vectors is not None for c in parts):
+        directions = (np.concatenate([c.decision_vectors[0] for c in parts]).reshape(-1, dim),
+                      np.concatenate([c.decision_vectors[1] for c in parts]))
     return Columns(decisions, sections.values, subsections.values, statutes.values, terms.values,
                    np.concatenate(rows), np.concatenate(statute_ids).astype(np.int32),
                    np.concatenate(p_term).astype(np.int32), np.concatenate(p_doc).astype(np.int32),
                    np.concatenate(p_tf), np.concatenate([c.vectors for c in parts]).reshape(-1, dim),
-                   np.concatenate([c.scales for c in parts]), text_bytes, text_start)
+                   np.concatenate([c.scales for c in parts]), text_bytes, text_start, directions)
 
 
 def write_segment(folder: Path, columns: Columns) -> None:
@@ -449,7 +456,8 @@ def _save(tmp: Path, c: Columns) -> None:
     arrays = {"passages": c.passages, "statutes": c.statute_ids, "term_start": term_start,
               "posting_doc": c.posting_doc[order], "posting_tf": c.posting_tf[order], "vectors": c.vectors,
               "scales": c.scales, "window_passage": window_passage}
-    arrays["decision_vectors"], arrays["decision_scales"] = decision_vectors(c.vectors, c.scales, c.passages, len(c.decisions))
+    arrays["decision_vectors"], arrays["decision_scales"] = (
+        c.decision_vectors or decision_vectors(c.vectors, c.scales, c.passages, len(c.decisions)))
     if c.text_start is not None:
         arrays["text_bytes"], arrays["text_start"] = c.text_bytes, c.text_start
     if len(c.vectors) >= CLUSTER_MIN_WINDOWS:

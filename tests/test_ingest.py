@@ -693,6 +693,23 @@ def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encod
     assert report.embedded_windows == 80 and report.count(ADDED) == 20
 
 
+def test_the_batches_that_end_an_ingest_get_smaller_down_to_the_last(embedder, tmp_path, monkeypatch):
+    # Each a third of the one before (9, 3, 1 windows after full batches of 16): a batch is
+    # written while the next is embedded. In decisions of 4 windows, the end is 8 windows, then 4.
+    from index import ingest as ingest_module
+
+    assert ingest_module._taper(4096) == [2304, 768, 256] and ingest_module._taper(256) == []
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 20)
+    sizes = small_batches(monkeypatch, embedder, first=3, full=15)
+    monkeypatch.setattr(ingest_module, "LAST_BATCH_WINDOWS", 1)
+    assert ingest_module._taper(15) == [9, 3, 1]
+    report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    assert sizes == [4, 16, 16, 16, 16, 8, 4]
+    assert report.embedded_windows == 80 and report.count(ADDED) == 20
+
+
 def assert_same_vectors(one: Store, other: Store, decisions: int) -> None:
     """Both stores hold the same decisions' windows with the same vectors, to the last bit (the same
     batches embedded in one process or the other)."""
@@ -789,6 +806,37 @@ def test_the_first_batch_is_sent_to_the_child_while_the_files_are_still_parsed(e
     assert_same_vectors(stores["one process"], stores["child"], decisions=40)
 
 
+def test_a_first_batch_prepared_before_the_child_is_ready_is_sent_the_moment_it_is(embedder, tmp_path, monkeypatch):
+    from index import ingest as ingest_module
+    from index.encoder_process import EncoderProcess
+
+    if embedder.encoder == "torch":
+        pytest.skip("the child process runs the ONNX encoders")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 40)  # 4 windows each
+    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    ready_child_bulk(monkeypatch, embedder)
+    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 20)
+    monkeypatch.setattr(ingest_module, "BULK_DECISIONS", 1)
+    parsed, prepared, parsed_when_sent = [], [], []
+    parse, passages = ingest_module.parse_file, ingest_module.passages_of
+    monkeypatch.setattr(ingest_module, "parse_file", lambda path: parsed.append(path) or parse(path))
+    monkeypatch.setattr(ingest_module, "passages_of", lambda d: prepared.append((d.reference, len(parsed))) or passages(d))
+    # The child says it is ready only once the 9th file is parsed: the first batch (5 decisions)
+    # is prepared after the 5th and waits for it.
+    ready = type(embedder).embeds_elsewhere
+    monkeypatch.setattr(type(embedder), "embeds_elsewhere", property(lambda self: len(parsed) >= 9 and ready.fget(self)))
+    submit = EncoderProcess.submit
+    monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: parsed_when_sent.append(len(parsed)) or submit(self, *a))
+    report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    assert report.count(ADDED) == 40 and report.embedded_windows == 160
+    assert parsed_when_sent[0] == 9 and len(parsed_when_sent) == 5
+    assert sizes == [20, 40, 40, 40, 20]
+    assert [when for _, when in prepared[:5]] == [5] * 5  # prepared once parsed, before the child was ready
+    assert len({ref for ref, _ in prepared}) == len(prepared) == 40  # each decision prepared once
+
+
 def test_a_first_batch_sent_early_that_the_plan_refuses_is_dropped_and_nothing_of_it_is_written(
     embedder, tmp_path, monkeypatch
 ):
@@ -822,6 +870,8 @@ def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(see
 
     import numpy as np
 
+    from index.segment import decision_vectors
+
     sizes = small_batches(monkeypatch, embedder, first=5, full=5)
     store = Store(StoreConfig(index_dir=tmp_path / "index"))
     ingest([SEEDS_DIR], store, embedder)
@@ -839,3 +889,8 @@ def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(see
         a, b = (np.load(s / f"{kind}vectors.npy") * np.load(s / f"{kind}scales.npy")[:, None] for s in (one, joined))
         cosines = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         assert a.shape == b.shape and cosines.min() > 0.99, kind  # each row the same text's vector
+    # Each decision's direction, made batch by batch, is the one made from the whole segment's rows.
+    made = decision_vectors(np.load(joined / "vectors.npy"), np.load(joined / "scales.npy"),
+                            np.load(joined / "passages.npy"), len(json.loads((joined / "decisions.json").read_text())))
+    assert np.array_equal(made[0], np.load(joined / "decision_vectors.npy"))
+    assert np.array_equal(made[1], np.load(joined / "decision_scales.npy"))

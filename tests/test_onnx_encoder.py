@@ -32,6 +32,7 @@ from index.onnx_encoder import (
     encoder_from_env,
     load_fastest,
     load_onnx,
+    start_all,
     weights_digest,
 )
 from index.parse import parse_file
@@ -379,6 +380,36 @@ def test_batches_run_side_by_side_give_the_vectors_of_batches_run_in_turn(export
     in_turn = embedder.embed(seed_paragraphs, batch_size=4)
     assert len(seed_paragraphs) > 8  # several batches
     assert np.array_equal(side_by_side, in_turn)
+
+
+def test_runs_begun_by_a_second_call_go_ahead_while_a_run_of_the_first_is_still_going(exported, seed_paragraphs):
+    # The child process begins each batch it is sent this way: its threads go from one batch's
+    # runs to the next's without waiting for the slowest run of the first.
+    embedder = exported.int8
+    calls, gate, lock = [], threading.Event(), threading.Lock()
+
+    class Gated:
+        """The real session; the second run asked of it waits at the gate."""
+
+        def run(self, names, feeds):
+            with lock:
+                calls.append(len(feeds["input_ids"]))
+                n = len(calls)
+            if n == 2:
+                assert gate.wait(60)
+            return embedder.session.run(names, feeds)
+
+    a, b = seed_paragraphs[:8], seed_paragraphs[8:16]
+    shape = (embedder._pad_id, embedder.pooling, embedder.dimension)
+    with ThreadPoolExecutor(max_workers=2) as runner:
+        first = start_all(runner, Gated(), *embedder._batches(a, 4), *shape)
+        second = start_all(runner, Gated(), *embedder._batches(b, 4), *shape)
+        second_vectors = second()  # both its runs made on the thread the gate does not hold
+        assert not gate.is_set() and len(calls) == 4
+        gate.set()
+        first_vectors = first()
+    assert np.array_equal(first_vectors, embedder.embed(a, batch_size=4))
+    assert np.array_equal(second_vectors, embedder.embed(b, batch_size=4))
 
 
 # --- the model in a child process, for ingest ------------------------------------------------------
