@@ -63,18 +63,23 @@ def tokenize(text: str) -> list[str]:
     text = _REF_RE.sub(lambda m: f" ref{m.group(1)}{m.group(2)}{m.group(3)}{m.group(4)} ", text)
     tokens: list[str] = []
     stop = _stopwords()
-    for m in _WORD_RE.finditer(text):
-        w = m.group(0)
+    whole = False  # whether a provision or a reference is among the tokens (neither is stemmed)
+    for w in _WORD_RE.findall(text):
         if "(" in w:
             tokens.extend(_provision_tokens(w))
+            whole = True
             continue
-        w = w.split("'")[0]
+        if "'" in w:
+            w = w.split("'")[0]
         if w and w not in stop:
             tokens.append(w)
     stemmer = _stemmer()
-    if stemmer is not None:
-        tokens = [t if ("(" in t or _is_reference_token(t)) else s for t, s in zip(tokens, stemmer.stemWords(tokens))]
-    return tokens
+    if stemmer is None:
+        return tokens
+    stemmed = stemmer.stemWords(tokens)
+    if not (whole or "ref" in text):
+        return stemmed
+    return [t if ("(" in t or _is_reference_token(t)) else s for t, s in zip(tokens, stemmed)]
 
 
 # BM25 parameters: bm25s' defaults (Lucene's variant), which the ranking was fitted with.
