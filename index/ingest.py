@@ -57,14 +57,22 @@ SHORT_BATCH_WINDOWS = 1024
 # 1.5 to 1.8 s. `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20` reports the wait as
 # `ingest_seconds_before_embedding`.
 FIRST_BATCH_WINDOWS = 256
-# ... and the last batches are smaller and smaller, down to this many windows: a batch is written
-# while the next is embedded, so what is left at the end, overlapping no embedding, is writing the
-# last one. Each batch of the taper is ``TAPER`` times the next: writing a window to the store takes
-# about a quarter of the time embedding it does (4,099 windows written in 2.4 to 3.2 s, embedded in
-# 13.6 s, `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20`), so a batch's write ends
-# before the next, a quarter its size, is embedded. Full batches of 4,096 end with 1,024 and 256.
+# ... and with the model in the child process, the last batches are smaller and smaller, down to
+# this many windows: a batch is written while the next is embedded, so what is left at the end,
+# overlapping no embedding, is writing the last one. Each batch of the taper is ``TAPER`` times the
+# next: a batch's write took a quarter to a third of the time the next full batch took to embed
+# (4,099 windows written in 3.0 to 4.8 s beside the encoder, each batch embedded in about 14 s),
+# and a taper of quarters left the 1,024-window batch still being written (0.93 s) when the
+# 256-window one after it was embedded (both seen by timing the writer's calls through
+# `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20`'s ingest). Full batches of 4,096
+# end with 2,304, 768 and 256.
 LAST_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_LAST_BATCH", "256"))
 TAPER = 3
+# With the model in this process, one smaller last batch only: there, writes hold up the encoder
+# (see ``index.encoder_process``) and small batches embed more slowly; halving the last batches
+# down to 256 windows made ingest slower (0.807 and 0.809 of the encoder-alone rate against 0.837
+# and 0.844, `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20`).
+LAST_BATCH_IN_PROCESS = 1024
 # ... but a first batch sent while the files are still parsed (``_EarlyBatch``) is larger: the
 # encoder embeds it while the rest are parsed and the next batch is prepared.
 EARLY_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_EARLY_BATCH", "1024"))
@@ -244,13 +252,14 @@ class _Writer:
 
     def _batch_limit(self) -> int:
         """Windows to gather before the next batch goes to the encoder: a small first batch, then
-        full ones, and when the end is in sight, the taper (``LAST_BATCH_WINDOWS``)."""
+        full ones, and when the end is in sight, the taper (``_taper`` with the child process; in
+        this process, one last batch of ``LAST_BATCH_IN_PROCESS``)."""
         if not self.flushed:
             return min(self.first_batch, self.batch_windows)
         if self.expected is None:
             return self.batch_windows
         left = self.expected - self.sent
-        taper = _taper(self.batch_windows)
+        taper = _taper(self.batch_windows) if self.embedder.embeds_elsewhere else [LAST_BATCH_IN_PROCESS]
         after = sum(taper)  # windows left for the batches after this one
         if left >= self.batch_windows + after:
             return self.batch_windows
@@ -455,7 +464,7 @@ def expected_windows(jobs: list[_Job]) -> int | None:
 
 def _taper(full: int) -> list[int]:
     """The sizes of the batches that end an ingest of full batches of ``full`` windows, largest
-    first, each ``TAPER`` times the next, down to ``LAST_BATCH_WINDOWS``: 1,024 and 256 after
+    first, each ``TAPER`` times the next, down to ``LAST_BATCH_WINDOWS``: 2,304, 768 and 256 after
     batches of 4,096."""
     sizes, size = [], max(1, LAST_BATCH_WINDOWS)
     while size < full:
