@@ -158,6 +158,12 @@ class Embedder(ABC):
         child process, within ``bulk``, once it has loaded the model)."""
         return False
 
+    @property
+    def may_embed_elsewhere(self) -> bool:
+        """Whether ``embeds_elsewhere`` is true or may become so within this ``bulk`` (the child
+        process started and not failed, perhaps still loading the model)."""
+        return False
+
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """Within: a long run of ``embed_later`` calls (an ingest), for which a backend may set up

@@ -18,8 +18,8 @@ at every batch (seen by sampling the CPU every half second through an ingest).
 
 Messages are pickled over the child's standard input and a copy of its standard output (the real
 one is pointed at standard error, so a library printing cannot corrupt them). The child ends when
-its input closes or breaks off (the parent closed it, or died), after the request it is running;
-it ignores Ctrl-C, which is the parent's to handle.
+its input closes or breaks off (the parent closed it, or died), once it has answered the requests it
+was sent, or at once when it cannot write a reply; it ignores Ctrl-C, which is the parent's to handle.
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ class EncoderProcess:
         if self._failed and not self._closing:
             log.warning("%s; embedding in this process instead", self._failed)
         self._ready.set()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the child could not start or load the model, or stopped."""
+        return self._failed is not None
 
     @property
     def ready(self) -> bool:
@@ -178,13 +183,16 @@ def _serve(source: BinaryIO, sink: BinaryIO, model: str, pooling: str, pad_id: i
     started: queue.Queue = queue.Queue()  # each request's runs queued, in order, until answered
 
     def answer() -> None:  # so that the next request's runs start while this one's last ones end
-        while (vectors := started.get()) is not None:
-            try:
-                reply = ("ok", vectors())
-            except Exception as e:
-                reply = ("error", f"{type(e).__name__}: {e}")
-            pickle.dump(reply, sink, protocol=pickle.HIGHEST_PROTOCOL)
-            sink.flush()
+        try:
+            while (vectors := started.get()) is not None:
+                try:
+                    reply = ("ok", vectors())
+                except Exception as e:
+                    reply = ("error", f"{type(e).__name__}: {e}")
+                pickle.dump(reply, sink, protocol=pickle.HIGHEST_PROTOCOL)
+                sink.flush()
+        except BaseException:  # a reply cannot be written (the parent stopped reading, or memory ran
+            os._exit(1)  # out): the child ends at once, so that a parent still there sees it stop
 
     pickle.dump("ready", sink)
     sink.flush()

@@ -565,6 +565,9 @@ class _EarlyBatch:
             self.windows += len(decision.paragraphs) + 1
             if self.windows < EARLY_BATCH_WINDOWS:
                 return
+            if not self.writer.embedder.may_embed_elsewhere:  # no child (torch), or it failed: the
+                self.done = True  # batches are made as in one process, the first a small one
+                return
             records = self.store.records(sorted({d.reference for d in self.candidates}))
             first: dict[str, Decision] = {}  # the plan takes a reference's first file (or none)
             for d in self.candidates:

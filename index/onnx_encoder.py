@@ -429,6 +429,11 @@ class OnnxEmbedder(Embedder):
         process = self._process
         return process is not None and process.ready
 
+    @property
+    def may_embed_elsewhere(self) -> bool:
+        process = self._process
+        return process is not None and not process.failed
+
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """Runs the model in a child process (``index.encoder_process``) for the ``embed_later``

@@ -482,18 +482,33 @@ def _save(tmp: Path, c: Columns) -> None:
     }, ensure_ascii=False))
 
 
+# Windows converted to float32 at a time when summing decisions' directions (memory only: blocks
+# end where a decision does, so the sums do not depend on the size).
+DIRECTION_BLOCK = 65_536
+
+
 def decision_vectors(vectors: np.ndarray, scales: np.ndarray, passages: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Each decision's windows summed and normalised (the direction of the decision as a whole),
     quantised: ``n`` decisions whose passages ``passages`` are in decision order. A block of
-    windows at a time, so memory stays small whatever the segment's size."""
+    windows at a time, so memory stays small whatever the segment's size; a block ends where a
+    decision ends, so each decision is summed in one go and gets the same direction whether its
+    segment is made whole or batch by batch (as ingest's writer makes them)."""
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     sums = np.zeros((n, dim), dtype=np.float32)
     if len(passages):
         decision_of_window = np.repeat(np.asarray(passages["decision"], dtype=np.int64),
                                        np.asarray(passages["window_count"], dtype=np.int64))
-        for a in range(0, len(vectors), 65_536):
-            block = np.asarray(vectors[a: a + 65_536], dtype=np.float32) * np.asarray(scales[a: a + 65_536])[:, None]
-            _add_rows(sums, decision_of_window[a: a + 65_536], block)
+        firsts = np.flatnonzero(np.concatenate(([True], decision_of_window[1:] != decision_of_window[:-1])))
+        ends = np.append(firsts[1:], len(decision_of_window))  # where each decision's windows end
+        a = 0
+        while a < len(decision_of_window):
+            # the last decision ending within a block from ``a`` (or the one that starts at ``a``)
+            k = max(int(np.searchsorted(ends, a + DIRECTION_BLOCK, side="right")) - 1,
+                    int(np.searchsorted(ends, a, side="right")))
+            b = int(ends[k])
+            block = np.asarray(vectors[a:b], dtype=np.float32) * np.asarray(scales[a:b])[:, None]
+            _add_rows(sums, decision_of_window[a:b], block)
+            a = b
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return quantise(sums / np.where(norms > 0, norms, 1.0))
 

@@ -384,3 +384,24 @@ def test_columns_made_batch_by_batch_and_joined_are_those_of_all_the_decisions_a
                   "text_bytes", "text_start"):
         assert np.array_equal(getattr(joined, field), getattr(whole, field)), field
     assert len(whole.passages) == 33
+
+
+def test_decisions_directions_are_the_same_made_whole_or_a_batch_at_a_time(monkeypatch):
+    # Summed a block of windows at a time, a decision whose windows crossed a block's end was
+    # summed in two parts and rounded differently from the same decision summed in one batch.
+    import numpy as np
+
+    from index import segment
+
+    def passages(decisions: int) -> np.ndarray:  # a passage of 3 windows per decision
+        rows = np.zeros(decisions, dtype=segment.PASSAGE_DTYPE)
+        rows["decision"], rows["window_count"] = np.arange(decisions), 3
+        return rows
+
+    monkeypatch.setattr(segment, "DIRECTION_BLOCK", 8)  # 300 decisions of 3 windows: many cross 8s
+    rng = np.random.default_rng(3)
+    vectors, scales = segment.quantise(rng.standard_normal((900, 16)).astype(np.float32))
+    whole = segment.decision_vectors(vectors, scales, passages(300), 300)
+    halves = [segment.decision_vectors(vectors[w:w + 450], scales[w:w + 450], passages(150), 150) for w in (0, 450)]
+    assert np.array_equal(whole[0], np.concatenate([h[0] for h in halves]))
+    assert np.array_equal(whole[1], np.concatenate([h[1] for h in halves]))

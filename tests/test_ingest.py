@@ -842,6 +842,31 @@ def test_a_first_batch_prepared_before_the_child_is_ready_is_sent_the_moment_it_
     assert len({ref for ref, _ in prepared}) == len(prepared) == 40  # each decision prepared once
 
 
+def test_without_a_child_process_nothing_is_prepared_early_and_the_first_batch_is_the_small_one(
+    embedder, tmp_path, monkeypatch
+):
+    # A long ingest whose embedder runs no child (torch's, or a child that failed to start)
+    # makes its batches as one in a single process does.
+    from contextlib import nullcontext
+
+    from index import ingest as ingest_module
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 40)  # 4 windows each
+    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    monkeypatch.setattr(embedder, "bulk", nullcontext)
+    monkeypatch.setattr(ingest_module, "BULK_DECISIONS", 1)
+    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 8)
+    parsed, prepared_when = [], []
+    parse, passages = ingest_module.parse_file, ingest_module.passages_of
+    monkeypatch.setattr(ingest_module, "parse_file", lambda path: parsed.append(path) or parse(path))
+    monkeypatch.setattr(ingest_module, "passages_of", lambda d: prepared_when.append(len(parsed)) or passages(d))
+    report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    assert report.count(ADDED) == 40
+    assert sizes == [20, 40, 40, 40, 20] and min(prepared_when) == 40  # nothing prepared during the first pass
+
+
 def test_a_first_batch_sent_early_that_the_plan_refuses_is_dropped_and_nothing_of_it_is_written(
     embedder, tmp_path, monkeypatch
 ):

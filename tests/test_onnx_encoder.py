@@ -503,6 +503,20 @@ def test_closing_a_child_whose_vectors_nobody_reads_kills_it_instead_of_waiting(
     assert process._child.returncode == -9 and time.monotonic() - started < 5
 
 
+def test_a_child_that_cannot_write_its_reply_ends_instead_of_running_on(exported, seed_paragraphs):
+    # The parent stops reading (closes its end of the replies) but keeps the child's input open:
+    # the child's reply fails, and the child ends rather than take requests nobody will answer.
+    embedder = exported.int8
+    process = _started(embedder)
+    process._child.stdout.close()
+    process.submit(*embedder._batches(seed_paragraphs[:8], 4))
+    try:
+        assert process._child.wait(timeout=30) == 1
+    finally:
+        process._child.kill()
+        process._child.stdin.close()
+
+
 def test_a_relative_model_path_is_found_from_any_working_folder(exported, tmp_path, monkeypatch):
     monkeypatch.chdir(exported.fp32.path.parent)
     process = _started(exported.fp32, Path(exported.fp32.path.name))
