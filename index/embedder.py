@@ -150,7 +150,7 @@ class Embedder(ABC):
     def _encode_later(self, texts: list[str], batch_size: int) -> Callable[[], np.ndarray]:
         """``_encode`` for ``embed_later``: what gives the vectors when called. Here they are made
         now; a backend may start them elsewhere and return at once."""
-        return _made(self._encode(texts, batch_size))
+        return made_already(self._encode(texts, batch_size))
 
     @property
     def embeds_elsewhere(self) -> bool:
@@ -178,7 +178,7 @@ class Embedder(ABC):
         in one call get exactly the same vector (the int8 encoder's vectors depend slightly on the
         other texts of their run, so copies embedded in different calls may differ in the last
         digits)."""
-        return self._embed(texts, batch_size, lambda distinct, size: _made(self._encode(distinct, size)))()
+        return self._embed(texts, batch_size, lambda distinct, size: made_already(self._encode(distinct, size)))()
 
     def embed_later(self, texts: list[str], batch_size: int = BATCH_SIZE) -> Callable[[], np.ndarray]:
         """``embed``, begun: what gives the vectors when called. Within ``bulk`` the ONNX backend
@@ -218,7 +218,7 @@ class Embedder(ABC):
         return label_for(self.encoder) if self.model_name == MODEL_NAME else f"{self.model_name} [{self.encoder}]"
 
 
-def _made(vectors: np.ndarray) -> Callable[[], np.ndarray]:
+def made_already(vectors: np.ndarray) -> Callable[[], np.ndarray]:
     """Vectors already made, as ``embed_later`` gives them."""
     return lambda: vectors
 

@@ -87,14 +87,15 @@ class EncoderProcess:
     @property
     def ready(self) -> bool:
         """Whether the child has loaded the model and can run (false while starting, or once failed)."""
-        return self._ready.is_set() and self._failed is None
+        return self._ready.is_set() and not self.failed
 
     def submit(self, pieces: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]) -> Callable[[], np.ndarray]:
         """Sends the texts whose word pieces are ``pieces[starts[i]:starts[i + 1]]`` (each of
         ``batches``, rows, run together) and returns at once; what it returns gives their vectors,
-        waiting for them (the first call; later calls give the same array). The child runs what it
-        is sent in order, one after another, so a batch sent while another runs starts the moment
-        that one ends. Raises ``EncoderProcessError`` if the child is gone."""
+        waiting for them (the first call; later calls give the same array). The child queues each
+        batch's runs as it arrives, behind those of the batches before, so a batch sent while
+        another runs starts as soon as its threads are free. Raises ``EncoderProcessError`` if the
+        child is gone."""
         if not self.ready:
             raise EncoderProcessError(self._failed or "the encoder process is still starting")
         with self._sending:

@@ -414,6 +414,13 @@ class _Job:
     decision: Decision | None = None
 
 
+def _holds(records: dict, reference: str, content_hash: str) -> bool:
+    """Whether the store's records hold this version of the decision complete already (nothing to
+    embed): asked by the first pass and by the early batch, which must agree on what is new."""
+    old = records.get(reference)
+    return old is not None and old.holds(content_hash)
+
+
 def _plan(seen: dict[str, list[_Seen]], records: dict, store: Store, writer: _Writer) -> list[_Job]:
     """Decide what each decision needs (nothing, a write, a refusal); report the first and last."""
     jobs: list[_Job] = []
@@ -572,8 +579,8 @@ class _EarlyBatch:
             first: dict[str, Decision] = {}  # the plan takes a reference's first file (or none)
             for d in self.candidates:
                 first.setdefault(d.reference, d)
-            self.prepared = self.writer.prepare_early([d for d in first.values() if d.reference not in records
-                                                       or not records[d.reference].holds(d.content_hash)])
+            self.prepared = self.writer.prepare_early([d for d in first.values()
+                                                       if not _holds(records, d.reference, d.content_hash)])
             self.done = not self.prepared
         if self.prepared and self.writer.embedder.embeds_elsewhere:
             self.writer.send_early()
@@ -642,9 +649,7 @@ def ingest(
             records = {**store.incomplete_records(), **store.records(sorted({ref for _, _, ref, _ in parsed}))}
             seen: dict[str, list[_Seen]] = defaultdict(list)
             for f, d, ref, content_hash in parsed:
-                old = records.get(ref)
-                unchanged = old is not None and old.holds(content_hash)
-                seen[ref].append(_Seen(ref, content_hash, f, None if unchanged else d))
+                seen[ref].append(_Seen(ref, content_hash, f, None if _holds(records, ref, content_hash) else d))
             writer.total, writer.replacing = len(seen), set(records)
             writer._tick()
             jobs = _plan(seen, records, store, writer)

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from index.config import data_dir
-from index.embedder import ENCODERS, MODEL_NAME, Embedder, EmbedderError, TorchEmbedder, model_path
+from index.embedder import ENCODERS, MODEL_NAME, Embedder, EmbedderError, TorchEmbedder, made_already, model_path
 from index.encoder_process import EncoderProcess, EncoderProcessError
 
 log = logging.getLogger(__name__)
@@ -421,8 +421,7 @@ class OnnxEmbedder(Embedder):
                         log.warning("%s; embedding in this process instead", e)
                         return self._run_here(pieces, starts, batches)
                 return vectors
-        made = self._run_here(pieces, starts, batches)
-        return lambda: made
+        return made_already(self._run_here(pieces, starts, batches))
 
     @property
     def embeds_elsewhere(self) -> bool:

@@ -647,6 +647,12 @@ def test_a_short_ingest_embeds_a_quarter_of_its_passages_per_batch_and_a_long_on
     assert batch_windows(jobs(100, 9)) == 64
 
 
+def noting_calls(monkeypatch, owner, name: str, note) -> None:
+    """``owner.name`` works as before, calling ``note`` with its arguments first."""
+    original = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *args, **kwargs: note(*args, **kwargs) or original(*args, **kwargs))
+
+
 def small_batches(monkeypatch, embedder, first: int, full: int) -> list[int]:
     """Set ingest's first and full batches (the short one as the full), and return the list that
     records the number of texts of each call to the encoder from then on."""
@@ -656,13 +662,7 @@ def small_batches(monkeypatch, embedder, first: int, full: int) -> list[int]:
     monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", full)
     monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", full)
     sizes: list[int] = []
-    embed_later = embedder.embed_later
-
-    def counted(texts, *args, **kwargs):
-        sizes.append(len(texts))
-        return embed_later(texts, *args, **kwargs)
-
-    monkeypatch.setattr(embedder, "embed_later", counted)
+    noting_calls(monkeypatch, embedder, "embed_later", lambda texts, *_, **__: sizes.append(len(texts)))
     return sizes
 
 
@@ -754,8 +754,7 @@ def test_a_long_ingest_runs_the_model_in_a_child_process_and_stores_what_one_pro
     sizes = small_batches(monkeypatch, embedder, first=3, full=15)
     ready_child_bulk(monkeypatch, embedder)
     submitted: list[EncoderProcess] = []
-    submit = EncoderProcess.submit
-    monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: submitted.append(self) or submit(self, *a))
+    noting_calls(monkeypatch, EncoderProcess, "submit", lambda process, *_: submitted.append(process))
     stores = {}
     for name, report in ingest_in_one_process_then_with_the_child(
             folder, tmp_path, embedder, monkeypatch, 20, stores, records=(submitted, sizes)):
@@ -783,24 +782,31 @@ def ready_child_bulk(monkeypatch, embedder) -> None:
     monkeypatch.setattr(embedder, "bulk", ready_bulk)
 
 
-def test_the_first_batch_is_sent_to_the_child_while_the_files_are_still_parsed(embedder, tmp_path, monkeypatch):
+def forty_small_files(tmp_path: Path, monkeypatch, embedder, early: int) -> tuple[Path, list[int], list[Path]]:
+    """A folder of 40 small decisions (4 windows each) for an ingest whose batches are 20 windows
+    first and 40 after, a first batch sent early being ``early``; returns the folder, the list
+    recording each batch's size, and the list of files parsed so far (filled as ingest parses)."""
     from index import ingest as ingest_module
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 40)
+    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", early)
+    parsed: list[Path] = []
+    noting_calls(monkeypatch, ingest_module, "parse_file", parsed.append)
+    return folder, sizes, parsed
+
+
+def test_the_first_batch_is_sent_to_the_child_while_the_files_are_still_parsed(embedder, tmp_path, monkeypatch):
     from index.encoder_process import EncoderProcess
 
     if embedder.encoder == "torch":
         pytest.skip("the child process runs the ONNX encoders")
-    folder = tmp_path / "files"
-    folder.mkdir()
-    write_small_decisions(folder, 40)  # 4 windows each
-    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    folder, sizes, parsed = forty_small_files(tmp_path, monkeypatch, embedder, early=20)
     ready_child_bulk(monkeypatch, embedder)
-    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 20)
     parsed_when_sent: list[int] = []
-    parsed = []
-    parse = ingest_module.parse_file
-    monkeypatch.setattr(ingest_module, "parse_file", lambda path: parsed.append(path) or parse(path))
-    submit = EncoderProcess.submit
-    monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: parsed_when_sent.append(len(parsed)) or submit(self, *a))
+    noting_calls(monkeypatch, EncoderProcess, "submit", lambda *_: parsed_when_sent.append(len(parsed)))
     stores = {}
     for _, report in ingest_in_one_process_then_with_the_child(
             folder, tmp_path, embedder, monkeypatch, 1, stores, records=(sizes, parsed, parsed_when_sent)):
@@ -817,23 +823,16 @@ def test_a_first_batch_prepared_before_the_child_is_ready_is_sent_the_moment_it_
 
     if embedder.encoder == "torch":
         pytest.skip("the child process runs the ONNX encoders")
-    folder = tmp_path / "files"
-    folder.mkdir()
-    write_small_decisions(folder, 40)  # 4 windows each
-    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    folder, sizes, parsed = forty_small_files(tmp_path, monkeypatch, embedder, early=20)
     ready_child_bulk(monkeypatch, embedder)
-    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 20)
     monkeypatch.setattr(ingest_module, "BULK_DECISIONS", 1)
-    parsed, prepared, parsed_when_sent = [], [], []
-    parse, passages = ingest_module.parse_file, ingest_module.passages_of
-    monkeypatch.setattr(ingest_module, "parse_file", lambda path: parsed.append(path) or parse(path))
-    monkeypatch.setattr(ingest_module, "passages_of", lambda d: prepared.append((d.reference, len(parsed))) or passages(d))
+    prepared, parsed_when_sent = [], []
+    noting_calls(monkeypatch, ingest_module, "passages_of", lambda d: prepared.append((d.reference, len(parsed))))
     # The child says it is ready only once the 9th file is parsed: the first batch (5 decisions)
     # is prepared after the 5th and waits for it.
     ready = type(embedder).embeds_elsewhere
     monkeypatch.setattr(type(embedder), "embeds_elsewhere", property(lambda self: len(parsed) >= 9 and ready.fget(self)))
-    submit = EncoderProcess.submit
-    monkeypatch.setattr(EncoderProcess, "submit", lambda self, *a: parsed_when_sent.append(len(parsed)) or submit(self, *a))
+    noting_calls(monkeypatch, EncoderProcess, "submit", lambda *_: parsed_when_sent.append(len(parsed)))
     report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
     assert report.count(ADDED) == 40 and report.embedded_windows == 160
     assert parsed_when_sent[0] == 9 and len(parsed_when_sent) == 5
@@ -851,17 +850,11 @@ def test_without_a_child_process_nothing_is_prepared_early_and_the_first_batch_i
 
     from index import ingest as ingest_module
 
-    folder = tmp_path / "files"
-    folder.mkdir()
-    write_small_decisions(folder, 40)  # 4 windows each
-    sizes = small_batches(monkeypatch, embedder, first=20, full=40)
+    folder, sizes, parsed = forty_small_files(tmp_path, monkeypatch, embedder, early=8)
     monkeypatch.setattr(embedder, "bulk", nullcontext)
     monkeypatch.setattr(ingest_module, "BULK_DECISIONS", 1)
-    monkeypatch.setattr(ingest_module, "EARLY_BATCH_WINDOWS", 8)
-    parsed, prepared_when = [], []
-    parse, passages = ingest_module.parse_file, ingest_module.passages_of
-    monkeypatch.setattr(ingest_module, "parse_file", lambda path: parsed.append(path) or parse(path))
-    monkeypatch.setattr(ingest_module, "passages_of", lambda d: prepared_when.append(len(parsed)) or passages(d))
+    prepared_when: list[int] = []
+    noting_calls(monkeypatch, ingest_module, "passages_of", lambda _: prepared_when.append(len(parsed)))
     report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
     assert report.count(ADDED) == 40
     assert sizes == [20, 40, 40, 40, 20] and min(prepared_when) == 40  # nothing prepared during the first pass
