@@ -59,9 +59,14 @@ def fill_index(folder: Path, size: int, encoder: str) -> tuple[int, float]:
     """Fill (or finish filling) the index at ``folder`` to about ``size`` paragraphs."""
     from eval.synthetic import Recombiner, fill, real_decisions
     from index.embedder import load_embedder
-    from index.store import Store
+    from index.store import Store, StoreError
 
     store = Store(StoreConfig(index_dir=folder))
+    try:
+        if store.exists():
+            store.passages_collection()  # checks the layout: a kept index may be of an older one
+    except StoreError as e:
+        raise SystemExit(f"{folder}: {e}; remove the folder to fill it again") from None
     have = store.counts() if store.exists() else (0, 0)
     if have[1] >= size:
         print(f"  {size:,}: reusing the index at {folder} ({have[1]:,} paragraphs)", file=sys.stderr, flush=True)

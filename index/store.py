@@ -1,8 +1,9 @@
 """The store: Chroma (a local folder or a ``chroma run`` server) holding passages and decisions.
 
-Two collections: ``decisions`` (one record per decision holding its parsed JSON, compressed, and
-its content hash: the text of record) and ``passages`` (one vector per embedding window, cosine
-space, the model recorded in its metadata, with only the fields that tie it to its decision).
+Two collections: ``decisions`` (one record per decision holding its parsed JSON, compressed, its
+content hash: the text of record, and the ids of its windows) and ``passages`` (one vector per
+embedding window, cosine space, the model recorded in the collection's metadata, the window's id
+its only tie to its decision: no metadata per window).
 The JSON is kept in a metadata field rather than as the record's document because Chroma indexes
 documents for full-text search (a trigram index several times the text's size), which nothing
 here uses. A passage's text
@@ -23,14 +24,14 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
 
 from index import config  # noqa: F401  (offline environment first)
 from index.config import StoreConfig
-from index.decision import Decision, normalise_reference, passage_id
+from index.decision import Decision, normalise_reference, passage_id, reference_slug
 from index.passage import SUMMARY, Passage, aliases_in, passage_context, passage_fields, passage_numbers
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ SHARD_HELD = "windows"
 DECISIONS = "ombudsman-decisions"
 # Version of the record layout; an index written with another layout is refused with a message to
 # rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
-# the decision's JSON as the record's document, and each window's number in its metadata).
-SCHEMA = "3"
+# the decision's JSON as the record's document, and each window's number in its metadata; schema 3
+# each window's reference and decision hash in its metadata, which cost 2 of the 4 s of CPU that
+# Chroma took to add 16,384 windows: ``python eval/chroma_costs.py``).
+SCHEMA = "4"
 # Chroma keeps the vectors in an HNSW graph, which the app never searches: dense search reads the
 # catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a short
 # candidate list, which matters because Chroma builds it on the cores the encoder needs during
@@ -70,7 +73,7 @@ def _record(md: dict) -> "DecisionRecord":
         reference=md["ref"], authority=md.get("authority", ""), category=md.get("category", ""),
         outcome=md.get("outcome", ""), decision_date=md.get("decision_date", ""), url=md.get("url", ""),
         content_hash=md.get("content_hash", ""), source=md.get("source", ""), status=md.get("status", ""),
-        paragraphs=int(md.get("paragraphs", 0)),
+        paragraphs=int(md.get("paragraphs", 0)), window_ids=md.get("window_ids", ""),
     )
 
 
@@ -92,6 +95,7 @@ class DecisionRecord:
     source: str
     status: str
     paragraphs: int
+    window_ids: str = ""  # its windows' record ids as ``pack_windows`` writes them
 
     @property
     def complete(self) -> bool:
@@ -120,11 +124,46 @@ class StoredPassage:
         return SUMMARY if p == SUMMARY else int(p)
 
 
-def _window_metadata(p: Passage, decision_hash: str) -> dict[str, Any]:
-    """What a vector record keeps: enough to delete a decision's windows and to tell a current
-    window from one of an older version of its decision. Every field more costs write time and
-    disk (Chroma indexes each one) and would duplicate the decision's JSON."""
-    return {"ref": p.reference, "decision_hash": decision_hash}
+def pack_windows(windows: Iterable[tuple[str, int]]) -> str:
+    """A decision record's ``window_ids``: its passages' labels (a paragraph's number, or
+    "summary") with each one's window count, as ``summary,1-13,14*3,15-42`` (runs of numbered
+    passages with one window each, the usual case, as a range). The record names its windows so
+    that deleting or reading them needs no metadata on the windows themselves, and the ids are
+    those written, whatever a later version would cut the decision into."""
+    items: list[str] = []
+    run: list[int] = []
+
+    def close_run() -> None:
+        if run:
+            items.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
+            run.clear()
+
+    for label, count in windows:
+        if not (label.isdigit() or label.isalpha()) or count < 1:
+            raise ValueError(f"cannot record {count} windows of passage {label!r}")
+        if count == 1 and label.isdigit() and run and int(label) == run[1] + 1:
+            run[1] += 1
+            continue
+        close_run()
+        if count == 1 and label.isdigit():
+            run.extend([int(label), int(label)])
+        else:
+            items.append(label if count == 1 else f"{label}*{count}")
+    close_run()
+    return ",".join(items)
+
+
+def unpack_windows(slug: str, packed: str) -> list[str]:
+    """The window record ids that ``pack_windows`` recorded for the decision ``slug`` (the
+    inverse of ``pack_windows``; an id listed twice, as while a decision is rewritten, once)."""
+    ids: dict[str, None] = {}
+    for item in filter(None, packed.split(",")):
+        label, _, count = item.partition("*")
+        first, dash, last = label.partition("-")
+        labels = [str(n) for n in range(int(first), int(last) + 1)] if dash else [label]
+        for one in labels:
+            ids.update((window_id(f"{slug}#{one}", k), None) for k in range(int(count or 1)))
+    return list(ids)
 
 
 def pack_json(decision: Decision) -> str:
@@ -328,12 +367,19 @@ class Store:
     def _record_held(self, col, held: int) -> None:
         col.modify(metadata={**(col.metadata or {}), SHARD_HELD: held})
 
-    def _delete_windows(self, refs: list[str]) -> None:
-        """Remove the window vectors of decisions ``refs`` from whichever collections hold them."""
+    def _delete_windows(self, ids: list[str]) -> None:
+        """Remove the window vectors ``ids`` from whichever collections hold them (looked up first:
+        deleting, even nothing, loads a collection's graph)."""
         for col in self._shards():
-            ids = [rid for got in self._pages(col, where={"ref": {"$in": refs}}, include=[]) for rid in got["ids"]]
-            for k in range(0, len(ids), self.max_batch):
-                col.delete(ids=ids[k: k + self.max_batch])
+            held = [rid for got in self._by_ids(col, ids, include=[]) for rid in got["ids"]]
+            for k in range(0, len(held), self.max_batch):
+                col.delete(ids=held[k: k + self.max_batch])
+
+    def _raw_records(self, refs: list[str]) -> dict[str, dict[str, Any]]:
+        """The records of decisions ``refs`` as stored (metadata), by reference."""
+        slugs = [reference_slug(r) for r in refs]
+        return {md["ref"]: md for got in self._by_ids(self.decisions_collection, slugs, include=["metadatas"])
+                for md in got["metadatas"]}
 
     def has_decisions(self) -> bool:
         """Whether any decision record is stored: a count, not the records (reading every record
@@ -426,7 +472,7 @@ class Store:
         reading every record reads every decision's JSON, which an archive holds gigabytes of)."""
         out: dict[str, DecisionRecord] = {}
         if refs is not None:
-            pages = self._by_ids(self.decisions_collection, [normalise_reference(r).replace(" ", "-") for r in refs],
+            pages = self._by_ids(self.decisions_collection, [reference_slug(r) for r in refs],
                                  include=["metadatas"])
         else:
             pages = self._pages(self.decisions_collection, include=["metadatas"])
@@ -486,7 +532,7 @@ class Store:
     def iter_decisions(self, refs: list[str] | None = None) -> Iterator[Decision]:
         """Complete decisions (all, or those of ``refs``), read a page at a time from their JSON."""
         if refs is not None:
-            slugs = [normalise_reference(r).replace(" ", "-") for r in refs]
+            slugs = [reference_slug(r) for r in refs]
             yield from (d for d, _ in self.read_decisions(slugs).values())
             return
         for got in self._pages(self.decisions_collection, include=["metadatas"]):
@@ -500,28 +546,34 @@ class Store:
             for n in passage_numbers(decision):
                 yield stored_passage(decision, decision.content_hash, n)
 
-    def windows(self, ref: str | None = None) -> dict[str, dict[str, Any]]:
-        """The vector records themselves (all, or one decision's): record id -> its metadata."""
-        where = None if ref is None else {"ref": normalise_reference(ref)}
-        out: dict[str, dict[str, Any]] = {}
+    def window_ids(self, ref: str | None = None) -> set[str]:
+        """The ids of the vector records themselves (all, or those of one decision's passages,
+        recorded or not): every collection is listed, so this is for checks, not for serving."""
+        prefix = None if ref is None else reference_slug(ref) + "#"
+        out: set[str] = set()
         for col in self._shards() or [self.passages_collection()]:
-            for got in self._pages(col, where=where, include=["metadatas"]):
-                out.update(zip(got["ids"], got["metadatas"]))
+            for got in self._pages(col, include=[]):
+                out.update(rid for rid in got["ids"] if prefix is None or rid.startswith(prefix))
         return out
 
     def vectors_of(self, hashes: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
         """The window vectors of decisions (reference -> content hash) written from that version of
-        each: ref -> record id -> vector."""
-        refs = list(hashes)
-        if not refs:
-            return {}
+        each: ref -> record id -> vector. A decision is left out unless its record says that version
+        is completely written both before and after its vectors are read, by the same write (each
+        write of a record gives it a new ``written`` token), so another process rewriting it
+        meanwhile cannot mix two versions' vectors."""
+        before = {ref: md for ref, md in self._raw_records(list(hashes)).items()
+                  if md.get("status") == DONE and md.get("content_hash") == hashes[ref]}
+        owner = {rid: ref for ref, md in before.items()
+                 for rid in unpack_windows(reference_slug(ref), md.get("window_ids", ""))}
         out: dict[str, dict[str, np.ndarray]] = {}
-        for col in self._shards() or [self.passages_collection()]:
-            for got in self._pages(col, where={"ref": {"$in": refs}}, include=["metadatas", "embeddings"]):
-                for rid, md, vector in zip(got["ids"], got["metadatas"], got["embeddings"]):
-                    if md.get("decision_hash") == hashes.get(md["ref"]):
-                        out.setdefault(md["ref"], {})[rid] = np.asarray(vector, dtype=np.float32)
-        return out
+        for col in self._shards() if owner else []:
+            for got in self._by_ids(col, list(owner), include=["embeddings"]):
+                for rid, vector in zip(got["ids"], got["embeddings"]):
+                    out.setdefault(owner[rid], {})[rid] = np.asarray(vector, dtype=np.float32)
+        after = self._raw_records(list(out))
+        return {ref: found for ref, found in out.items()
+                if after.get(ref, {}).get("status") == DONE and after[ref].get("written") == before[ref].get("written")}
 
     def counts(self) -> tuple[int, int]:
         """(complete decisions, passages)."""
@@ -546,17 +598,23 @@ class Store:
             "paragraphs": n,
         }
 
-    def _mark(self, batch: list[tuple[Decision, int]], status: str) -> None:
-        """Write the records with ``status``: the JSON with "writing", then only the status."""
-        col = self.decisions_collection
+    def _mark_writing(self, batch: list[tuple[Decision, int, str]]) -> None:
+        """Write the records (decision, passages, ``window_ids``) with their JSON, marked "writing",
+        under a new ``written`` token."""
+        col, written = self.decisions_collection, uuid.uuid4().hex
         for k in range(0, len(batch), self.max_batch):
             part = batch[k : k + self.max_batch]
-            ids = [d.slug for d, _ in part]
-            if status == WRITING:
-                metadatas = [{**self._record_metadata(d, status, n), "json": pack_json(d)} for d, n in part]
-                col.upsert(ids=ids, embeddings=[[1.0]] * len(part), metadatas=metadatas)
-            else:  # the JSON was written with "writing"; an update keeps the fields it does not name
-                col.update(ids=ids, metadatas=[{"status": status} for _ in part])
+            metadatas = [{**self._record_metadata(d, WRITING, n), "json": pack_json(d), "window_ids": windows,
+                          "written": written} for d, n, windows in part]
+            col.upsert(ids=[d.slug for d, _, _ in part], embeddings=[[1.0]] * len(part), metadatas=metadatas)
+
+    def _mark_done(self, fields: dict[str, dict[str, Any]]) -> None:
+        """Mark records (by slug) "done", with any other ``fields`` to change; an update keeps the
+        fields it does not name."""
+        col, slugs = self.decisions_collection, list(fields)
+        for k in range(0, len(slugs), self.max_batch):
+            part = slugs[k : k + self.max_batch]
+            col.update(ids=part, metadatas=[{**fields[slug], "status": DONE} for slug in part])
 
     def write_decisions(self, batch: list[DecisionWrite], label: str, replacing: set[str] = frozenset()) -> None:
         """Replace everything stored for each decision in ``batch`` with its passages and vectors.
@@ -567,34 +625,38 @@ class Store:
         that may have passages already (the rest are new and need no delete).
         """
         self.passages_collection(label)
-        ids, mds, vecs = [], [], []
+        ids, vecs, windows = [], [], {}
         for w in batch:
             n_windows = sum(len(ws) for ws in w.windows)
             if len(w.vectors) != n_windows:
                 raise ValueError(f"{w.decision.reference}: {len(w.vectors)} vectors for {n_windows} windows")
             for p, ws in zip(w.passages, w.windows):
-                for k in range(len(ws)):
-                    ids.append(window_id(p.id, k))
-                    mds.append(_window_metadata(p, w.decision.content_hash))
+                ids.extend(window_id(p.id, k) for k in range(len(ws)))
+            windows[w.decision.slug] = pack_windows((str(p.paragraph), len(ws)) for p, ws in zip(w.passages, w.windows))
             vecs.append(np.asarray(w.vectors, dtype=np.float32))
-        counts = [(w.decision, len(w.passages)) for w in batch]
-        self._mark(counts, WRITING)
+        # The windows a replaced decision has now are recorded with the new ones until those are
+        # all written, so that a write killed half-way leaves a record naming every window to delete.
+        old = {md["ref"]: md.get("window_ids", "") for md in
+               self._raw_records([w.decision.reference for w in batch if w.decision.reference in replacing]).values()}
+        self._mark_writing([(w.decision, len(w.passages), ",".join(filter(None, [old.get(w.decision.reference), windows[w.decision.slug]])))
+                            for w in batch])
         self._bump()  # a write begun changes the generation too: one killed before its end is reconciled
-        old = [w.decision.reference for w in batch if w.decision.reference in replacing]
         if old:
-            self._delete_windows(old)
+            self._delete_windows([rid for ref, packed in old.items()
+                                  for rid in unpack_windows(reference_slug(ref), packed)])
         vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
         col, held = self._write_shard(label, len(ids))
         for k in range(0, len(ids), self.max_batch):
             m = k + self.max_batch
-            col.add(ids=ids[k:m], metadatas=mds[k:m], embeddings=vectors[k:m])
+            col.add(ids=ids[k:m], embeddings=vectors[k:m])
         self._record_held(col, held + len(ids))
-        self._mark(counts, DONE)
+        replaced = {reference_slug(ref) for ref in old}
+        self._mark_done({slug: {"window_ids": windows[slug]} if slug in replaced else {} for slug in windows})
         self._bump()
 
     def move_source(self, reference: str, source: str) -> None:
         """Record that a decision's file now lives at ``source`` (so ``--prune`` follows moved files)."""
-        slug = normalise_reference(reference).replace(" ", "-")
+        slug = reference_slug(reference)
         got = self.decisions_collection.get(ids=[slug], include=["metadatas"])
         if got["ids"]:
             self.decisions_collection.update(
@@ -606,17 +668,18 @@ class Store:
         half-way leaves a record the next ingest repairs, never a complete one without passages."""
         ref = normalise_reference(reference)
         slug = ref.replace(" ", "-")
-        if self.decisions_collection.get(ids=[slug], include=[])["ids"]:
+        record = self._raw_records([ref]).get(ref)
+        if record is not None:
             self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING}])
             self._bump()
-        self._delete_windows([ref])
+            self._delete_windows(unpack_windows(slug, record.get("window_ids", "")))
         self.decisions_collection.delete(ids=[slug])
         self._bump()
         self._expected = None  # a removal is not in the catalogue's new segments: ``only_ours`` says no
 
     def stored_decision(self, reference: str) -> Decision:
         """A decision's stored JSON even when its record is incomplete (for repairs)."""
-        got = self.decisions_collection.get(ids=[normalise_reference(reference).replace(" ", "-")], include=["metadatas"])
+        got = self.decisions_collection.get(ids=[reference_slug(reference)], include=["metadatas"])
         if not got["ids"]:
             raise KeyError(reference)
         md = got["metadatas"][0]
