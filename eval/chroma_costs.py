@@ -1,21 +1,25 @@
-"""Benchmark: the CPU Chroma takes to add window vectors, with and without metadata on each window.
+"""Benchmark: the CPU Chroma takes to write windows and decision records, by the fields they carry.
 
     python -m eval.chroma_costs [--windows 16384] [--rounds 2]
 
-Adds ``--windows`` random unit vectors, 4,096 at a time, to a fresh collection with the store's
-graph settings (``index.store.GRAPH``), once with the two fields schema 3 kept on every window
-(its decision's reference and content hash) and once with none, as schema 4 writes them; the
-layouts alternate for ``--rounds`` rounds. CPU is this process's (Chroma writes in the caller's
-threads), which is what an ingest's encoder loses to the writes.
+Windows: adds ``--windows`` random unit vectors, 4,096 at a time, to a fresh collection with the
+store's graph settings (``index.store.GRAPH``), once with the two fields schema 3 kept on every
+window (its decision's reference and content hash) and once with none, as schema 4 writes them.
+Records: writes one record per 5.6 windows (the corpus's decisions), 750 at a time, with schema
+4's fields and with the five more schema 3 kept (authority, category, outcome, date, URL), then
+marks them done, as ingest does. The layouts alternate for ``--rounds`` rounds. CPU is this
+process's (Chroma writes in the caller's threads), which is what an ingest's encoder loses.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import statistics
 import tempfile
 import time
+import zlib
 
 import numpy as np
 
@@ -24,6 +28,9 @@ from index.store import GRAPH
 
 BATCH = 4096
 WINDOWS_PER_DECISION = 6  # about the corpus's paragraphs per decision
+RECORD_BATCH = 750  # decisions in an ingest batch of 4,096 windows
+SCHEMA_3_ONLY = {"authority": "Example Borough Council", "category": "Adult care services > Charging",
+                 "outcome": "Upheld: fault and injustice", "decision_date": "2024-02-01", "url": ""}
 
 
 def cpu_to_add(windows: int, with_metadata: bool, seed: int) -> float:
@@ -50,15 +57,46 @@ def cpu_to_add(windows: int, with_metadata: bool, seed: int) -> float:
     return spent
 
 
+def cpu_to_record(windows: int, schema_3_fields: bool, seed: int) -> float:
+    """CPU seconds to write the records of the decisions of ``windows`` windows and mark them done."""
+    import chromadb
+    from chromadb.config import Settings
+
+    rng = np.random.default_rng(seed)
+    decisions = windows * 10 // 56
+    with tempfile.TemporaryDirectory(prefix="ombudsman-chroma-") as folder:
+        client = chromadb.PersistentClient(path=folder, settings=Settings(anonymized_telemetry=False))
+        col = client.create_collection("records", embedding_function=None)
+        spent = 0.0
+        for start in range(0, decisions, RECORD_BATCH):
+            ids = [f"{i:08d}" for i in range(start, min(decisions, start + RECORD_BATCH))]
+            packed = [base64.b64encode(zlib.compress(rng.bytes(1500))).decode("ascii") for _ in ids]
+            metadatas = [{"ref": i, "content_hash": f"{seed:016x}", "source": f"/decisions/{i}.txt", "status": "writing",
+                          "paragraphs": WINDOWS_PER_DECISION, "window_ids": "summary,1-5", "written": f"{seed:032x}",
+                          "json": text, **(SCHEMA_3_ONLY if schema_3_fields else {})} for i, text in zip(ids, packed)]
+            before = time.process_time()
+            col.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metadatas)
+            col.update(ids=ids, metadatas=[{"status": "done"} for _ in ids])
+            spent += time.process_time() - before
+        client.clear_system_cache()
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=16_384)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    cpu: dict[str, list[float]] = {"reference_and_hash": [], "none": []}
+    runs = {
+        "windows_with_reference_and_hash": lambda r: cpu_to_add(args.windows, True, seed=r),
+        "windows_without_metadata": lambda r: cpu_to_add(args.windows, False, seed=r),
+        "records_with_schema_3_fields": lambda r: cpu_to_record(args.windows, True, seed=r),
+        "records_with_schema_4_fields": lambda r: cpu_to_record(args.windows, False, seed=r),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(args.rounds):
-        for name in cpu:
-            cpu[name].append(cpu_to_add(args.windows, name != "none", seed=r))
+        for name, run in runs.items():
+            cpu[name].append(run(r))
             print(f"round {r + 1}: {name}: {cpu[name][-1]:.2f} s of CPU", flush=True)
     print(json.dumps({"windows": args.windows, "rounds": args.rounds,
                       **{f"cpu_seconds_{k}": round(statistics.median(v), 2) for k, v in cpu.items()}}, indent=2))

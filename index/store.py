@@ -53,8 +53,8 @@ DECISIONS = "ombudsman-decisions"
 # Version of the record layout; an index written with another layout is refused with a message to
 # rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
 # the decision's JSON as the record's document, and each window's number in its metadata; schema 3
-# each window's reference and decision hash in its metadata, which cost 2 of the 4 s of CPU that
-# Chroma took to add 16,384 windows: ``python eval/chroma_costs.py``).
+# each window's reference and decision hash in its metadata, which cost 1.4 of the 3.4 s of CPU
+# that Chroma took to add 16,384 windows: ``python -m eval.chroma_costs``).
 SCHEMA = "4"
 # Chroma keeps the vectors in an HNSW graph, which the app never searches: dense search reads the
 # catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a short
@@ -70,10 +70,8 @@ WRITING, DONE = "writing", "done"
 
 def _record(md: dict) -> "DecisionRecord":
     return DecisionRecord(
-        reference=md["ref"], authority=md.get("authority", ""), category=md.get("category", ""),
-        outcome=md.get("outcome", ""), decision_date=md.get("decision_date", ""), url=md.get("url", ""),
-        content_hash=md.get("content_hash", ""), source=md.get("source", ""), status=md.get("status", ""),
-        paragraphs=int(md.get("paragraphs", 0)), window_ids=md.get("window_ids", ""),
+        reference=md["ref"], content_hash=md.get("content_hash", ""), source=md.get("source", ""),
+        status=md.get("status", ""), paragraphs=int(md.get("paragraphs", 0)), window_ids=md.get("window_ids", ""),
     )
 
 
@@ -86,16 +84,11 @@ class DecisionRecord:
     """What the store knows of one decision without loading its text."""
 
     reference: str
-    authority: str
-    category: str
-    outcome: str
-    decision_date: str  # ISO date or ""
-    url: str
     content_hash: str
     source: str
     status: str
     paragraphs: int
-    window_ids: str = ""  # its windows' record ids as ``pack_windows`` writes them
+    window_ids: str  # its windows' record ids as ``pack_windows`` writes them
 
     @property
     def complete(self) -> bool:
@@ -590,22 +583,18 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _record_metadata(self, d: Decision, status: str, n: int) -> dict[str, Any]:
-        return {
-            "ref": d.reference, "authority": d.authority, "category": d.category_path,
-            "outcome": d.outcome, "decision_date": d.decision_date.isoformat() if d.decision_date else "",
-            "url": d.url, "content_hash": d.content_hash, "source": absolute_source(d.source), "status": status,
-            "paragraphs": n,
-        }
-
     def _mark_writing(self, batch: list[tuple[Decision, int, str]]) -> None:
         """Write the records (decision, passages, ``window_ids``) with their JSON, marked "writing",
         under a new ``written`` token."""
         col, written = self.decisions_collection, uuid.uuid4().hex
         for k in range(0, len(batch), self.max_batch):
             part = batch[k : k + self.max_batch]
-            metadatas = [{**self._record_metadata(d, WRITING, n), "json": pack_json(d), "window_ids": windows,
-                          "written": written} for d, n, windows in part]
+            # Only what ingest, repairs and readers look up without the JSON, which holds the rest
+            # (schema 3 kept its authority, category, outcome, date and URL here too: 0.1 s more of
+            # Chroma's CPU over 3,000 records written and marked done, `python -m eval.chroma_costs`).
+            metadatas = [{"ref": d.reference, "content_hash": d.content_hash, "source": absolute_source(d.source),
+                          "status": WRITING, "paragraphs": n, "window_ids": windows, "written": written,
+                          "json": pack_json(d)} for d, n, windows in part]
             col.upsert(ids=[d.slug for d, _, _ in part], embeddings=[[1.0]] * len(part), metadatas=metadatas)
 
     def _mark_done(self, fields: dict[str, dict[str, Any]]) -> None:
