@@ -556,7 +556,7 @@ class Store:
         write of a record gives it a new ``written`` token), so another process rewriting it
         meanwhile cannot mix two versions' vectors."""
         before = {ref: md for ref, md in self._raw_records(list(hashes)).items()
-                  if md.get("status") == DONE and md.get("content_hash") == hashes[ref]}
+                  if md.get("status") == DONE and md.get("content_hash") == hashes.get(ref)}
         owner = {rid: ref for ref, md in before.items()
                  for rid in unpack_windows(reference_slug(ref), md.get("window_ids", ""))}
         out: dict[str, dict[str, np.ndarray]] = {}
