@@ -159,3 +159,21 @@ def test_the_question_checker_names_each_problem_and_its_line(tmp_path):
         'mine.jsonl:4: a why question needs its decision\'s "outcome"',
         "mine.jsonl:5: the answer line is not copied exactly from a gold passage: 'Words the paragraph never says.'",
     ]
+
+
+def test_the_search_benchmark_reports_the_measuring_processs_own_peak_memory_not_its_parents():
+    # The benchmark fills an index, then measures in a process it starts: Linux's ru_maxrss would
+    # carry the filler's peak (gigabytes at 1.5 million paragraphs) into the measured process's.
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from eval.bench_search import rss_mb
+
+    held = np.ones(300 * 2**20 // 8)  # 300 MB resident in this process
+    assert rss_mb() > 300
+    code = "from eval.bench_search import peak_rss_mb; print(peak_rss_mb())"
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent, check=True)
+    assert float(got.stdout) < 150
+    del held
