@@ -4,7 +4,8 @@
 
 Windows: adds ``--windows`` random unit vectors, 4,096 at a time, to a fresh collection with the
 store's graph settings (``index.store.GRAPH``), once with the two fields schema 3 kept on every
-window (its decision's reference and content hash) and once with none, as schema 4 writes them.
+window (its decision's reference and content hash) and once with none, as schema 4 writes them
+(with ``upsert``, which schema 4 uses, and with ``add``).
 Records: writes one record per 5.6 windows (the corpus's decisions), 750 at a time, with schema
 4's fields and with the five more schema 3 kept (authority, category, outcome, date, URL), then
 marks them done, as ingest does. The layouts alternate for ``--rounds`` rounds. CPU is this
@@ -33,8 +34,8 @@ SCHEMA_3_ONLY = {"authority": "Example Borough Council", "category": "Adult care
                  "outcome": "Upheld: fault and injustice", "decision_date": "2024-02-01", "url": ""}
 
 
-def cpu_to_add(windows: int, with_metadata: bool, seed: int) -> float:
-    """CPU seconds to add ``windows`` vectors to a new collection in batches of ``BATCH``."""
+def cpu_to_add(windows: int, with_metadata: bool, seed: int, upsert: bool = False) -> float:
+    """CPU seconds to add (or upsert) ``windows`` vectors to a new collection in batches of ``BATCH``."""
     import chromadb
     from chromadb.config import Settings
 
@@ -51,7 +52,7 @@ def cpu_to_add(windows: int, with_metadata: bool, seed: int) -> float:
             metadatas = [{"ref": f"{(start + i) // WINDOWS_PER_DECISION:08d}", "decision_hash": f"{seed:016x}"}
                          for i in range(n)] if with_metadata else None
             before = time.process_time()
-            col.add(ids=ids, embeddings=vectors, metadatas=metadatas)
+            (col.upsert if upsert else col.add)(ids=ids, embeddings=vectors, metadatas=metadatas)
             spent += time.process_time() - before
         client.clear_system_cache()
     return spent
@@ -90,6 +91,7 @@ def main() -> None:
     runs = {
         "windows_with_reference_and_hash": lambda r: cpu_to_add(args.windows, True, seed=r),
         "windows_without_metadata": lambda r: cpu_to_add(args.windows, False, seed=r),
+        "windows_upserted_without_metadata": lambda r: cpu_to_add(args.windows, False, seed=r, upsert=True),
         "records_with_schema_3_fields": lambda r: cpu_to_record(args.windows, True, seed=r),
         "records_with_schema_4_fields": lambda r: cpu_to_record(args.windows, False, seed=r),
     }

@@ -236,8 +236,11 @@ def _parts_from_store(store: Store, refs: list[str], records: dict[str, Decision
     for ref, d in decisions.items():
         if d.content_hash != records[ref].content_hash:
             continue  # rewritten since the records were read: the next refresh takes it
+        if ref not in vectors:
+            log.info("%s is being written again by another process; the next refresh takes it", ref)
+            continue
         passages = passages_of(d)
-        found = vectors.get(ref, {})
+        found = vectors[ref]
         counts = []
         for p in passages:
             k = 0

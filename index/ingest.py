@@ -183,7 +183,6 @@ class _Writer:
         self.sent_batch: tuple[list, Callable[[], np.ndarray]] | None = None  # sent, not yet stored
         self.early: tuple[list[Decision], Callable[[], np.ndarray]] | None = None  # see ``send_early``
         self._early_prepared: dict[int, tuple[Decision, list[Passage], list[list[str]]]] = {}
-        self.replacing: set[str] = set()  # references that may have passages stored already
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
         self._lock = threading.Lock()  # the writer thread and the main thread both report
@@ -339,7 +338,7 @@ class _Writer:
         self._writing = self._pool.submit(self._write, batch, pending)
 
     def _write(self, batch: list[DecisionWrite], pending: list) -> None:
-        self.store.write_decisions(batch, self.label, replacing=self.replacing)
+        self.store.write_decisions(batch, self.label)
         columns = columns_of_writes(batch, batch[0].vectors.shape[1])  # rows sliced from one 2-D array
         self.columns.append(columns)
         self.column_windows += len(columns.vectors)
@@ -650,7 +649,7 @@ def ingest(
             seen: dict[str, list[_Seen]] = defaultdict(list)
             for f, d, ref, content_hash in parsed:
                 seen[ref].append(_Seen(ref, content_hash, f, None if _holds(records, ref, content_hash) else d))
-            writer.total, writer.replacing = len(seen), set(records)
+            writer.total = len(seen)
             writer._tick()
             jobs = _plan(seen, records, store, writer)
             writer.batch_windows, writer.expected = batch_windows(jobs), expected_windows(jobs)

@@ -53,8 +53,8 @@ DECISIONS = "ombudsman-decisions"
 # Version of the record layout; an index written with another layout is refused with a message to
 # rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
 # the decision's JSON as the record's document, and each window's number in its metadata; schema 3
-# each window's reference and decision hash in its metadata, which cost 1.4 of the 3.4 s of CPU
-# that Chroma took to add 16,384 windows: ``python -m eval.chroma_costs``).
+# each window's reference and decision hash in its metadata, which cost 1.1 to 1.4 s of the 3.1 to
+# 3.4 s of CPU that Chroma took to add 16,384 windows in three runs of ``python -m eval.chroma_costs``).
 SCHEMA = "4"
 # Chroma keeps the vectors in an HNSW graph, which the app never searches: dense search reads the
 # catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a short
@@ -144,6 +144,11 @@ def pack_windows(windows: Iterable[tuple[str, int]]) -> str:
             items.append(label if count == 1 else f"{label}*{count}")
     close_run()
     return ",".join(items)
+
+
+def _joined_windows(*packed: str) -> str:
+    """Several ``pack_windows`` lists as one (an item in more than one, once)."""
+    return ",".join(dict.fromkeys(item for p in packed for item in p.split(",") if item))
 
 
 def unpack_windows(slug: str, packed: str) -> list[str]:
@@ -605,13 +610,14 @@ class Store:
             part = slugs[k : k + self.max_batch]
             col.update(ids=part, metadatas=[{**fields[slug], "status": DONE} for slug in part])
 
-    def write_decisions(self, batch: list[DecisionWrite], label: str, replacing: set[str] = frozenset()) -> None:
+    def write_decisions(self, batch: list[DecisionWrite], label: str) -> None:
         """Replace everything stored for each decision in ``batch`` with its passages and vectors.
 
         The batch is written in three steps (records marked "writing", passages replaced, records
         marked "done"), each one Chroma call per size limit, so that writes cost little per decision
-        and a crash leaves records that say they are incomplete. ``replacing`` names the references
-        that may have passages already (the rest are new and need no delete).
+        and a crash leaves records that say they are incomplete. Which decisions have windows
+        already is read from their records now, not from a plan made earlier: another process
+        sharing the server may have written one since.
         """
         self.passages_collection(label)
         ids, vecs, windows = [], [], {}
@@ -623,34 +629,33 @@ class Store:
                 ids.extend(window_id(p.id, k) for k in range(len(ws)))
             windows[w.decision.slug] = pack_windows((str(p.paragraph), len(ws)) for p, ws in zip(w.passages, w.windows))
             vecs.append(np.asarray(w.vectors, dtype=np.float32))
-        # The windows a replaced decision has now are recorded with the new ones until those are
+        old = {reference_slug(ref): md.get("window_ids", "")
+               for ref, md in self._raw_records([w.decision.reference for w in batch]).items()}
+        # A replaced decision's record names its present windows with the new ones until those are
         # all written, so that a write killed half-way leaves a record naming every window to delete.
-        old = {md["ref"]: md.get("window_ids", "") for md in
-               self._raw_records([w.decision.reference for w in batch if w.decision.reference in replacing]).values()}
-        self._mark_writing([(w.decision, len(w.passages), ",".join(filter(None, [old.get(w.decision.reference), windows[w.decision.slug]])))
+        self._mark_writing([(w.decision, len(w.passages), _joined_windows(old.get(w.decision.slug, ""), windows[w.decision.slug]))
                             for w in batch])
         self._bump()  # a write begun changes the generation too: one killed before its end is reconciled
         if old:
-            self._delete_windows([rid for ref, packed in old.items()
-                                  for rid in unpack_windows(reference_slug(ref), packed)])
+            self._delete_windows([rid for slug, packed in old.items() for rid in unpack_windows(slug, packed)])
         vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
         col, held = self._write_shard(label, len(ids))
         for k in range(0, len(ids), self.max_batch):
             m = k + self.max_batch
-            col.add(ids=ids[k:m], embeddings=vectors[k:m])
+            # upsert, not add: Chroma's add keeps the vector of an id already there (a window another
+            # process wrote meanwhile), and upsert costs no more (1.82 s of CPU for 16,384 windows
+            # against add's 1.97 s, `python -m eval.chroma_costs`).
+            col.upsert(ids=ids[k:m], embeddings=vectors[k:m])
         self._record_held(col, held + len(ids))
-        replaced = {reference_slug(ref) for ref in old}
-        self._mark_done({slug: {"window_ids": windows[slug]} if slug in replaced else {} for slug in windows})
+        self._mark_done({slug: {"window_ids": windows[slug]} if slug in old else {} for slug in windows})
         self._bump()
 
     def move_source(self, reference: str, source: str) -> None:
         """Record that a decision's file now lives at ``source`` (so ``--prune`` follows moved files)."""
         slug = reference_slug(reference)
-        got = self.decisions_collection.get(ids=[slug], include=["metadatas"])
-        if got["ids"]:
-            self.decisions_collection.update(
-                ids=[slug], metadatas=[{**got["metadatas"][0], "source": absolute_source(source)}]
-            )
+        if self.decisions_collection.get(ids=[slug], include=[])["ids"]:
+            # Only the source: writing back the fields read would undo a rewrite begun meanwhile.
+            self.decisions_collection.update(ids=[slug], metadatas=[{"source": absolute_source(source)}])
 
     def delete_decision(self, reference: str) -> None:
         """Remove a decision: its record is marked incomplete first, so that a delete killed

@@ -121,8 +121,7 @@ def test_a_decision_rewritten_by_another_process_is_taken_by_refresh(seeds_archi
     d = parse_file(source)
     passages = passages_of(d)
     vectors = embedder.embed([p.embedding_text() for p in passages])
-    store.write_decisions([DecisionWrite(d, passages, [[p.text] for p in passages], vectors)], embedder.label,
-                          replacing={d.reference})
+    store.write_decisions([DecisionWrite(d, passages, [[p.text] for p in passages], vectors)], embedder.label)
 
     assert cat.refresh(store)
     assert [s["decisions"] for s in manifest(store)["segments"]] == [2, 1]  # only the rewritten one is new

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 
 from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.ingest import ADDED, FAILED, REMOVED, REPAIRED, REPLACED, UNCHANGED, ingest
-from index.parse import parse_file
+from index.parse import parse_file, parse_text
 from index.passage import passages_of
-from index.store import DecisionWrite, Store, StoreError, pack_windows, passage_of_window, unpack_windows
+from index.store import DecisionWrite, Store, StoreError, pack_windows, passage_of_window, unpack_windows, window_id
 from rag.archive import Archive
 from ui.cli import main
 
@@ -366,18 +366,18 @@ _PAUSE_HALF_WRITTEN = """
 import sys, time
 from chromadb.api.models.Collection import Collection
 
-_add = Collection.add
+_upsert = Collection.upsert
 
-def add(self, ids, embeddings, metadatas=None, documents=None):
+def upsert(self, ids, embeddings=None, metadatas=None, documents=None, **kw):
     if any(i.startswith("24-016-809#") for i in ids):
         half = len(ids) // 2
-        _add(self, ids=ids[:half], embeddings=embeddings[:half], metadatas=metadatas and metadatas[:half])
+        _upsert(self, ids=ids[:half], embeddings=embeddings[:half], metadatas=metadatas and metadatas[:half])
         sys.stderr.write("\\nHALF-WRITTEN\\n")
         sys.stderr.flush()
         time.sleep(600)
-    return _add(self, ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents)
+    return _upsert(self, ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents, **kw)
 
-Collection.add = add
+Collection.upsert = upsert
 """
 
 
@@ -560,6 +560,107 @@ def test_window_records_carry_no_metadata_and_each_decision_record_names_its_win
     assert store.window_ids() == set() and store.records() == {}
 
 
+def test_a_replacement_killed_before_the_old_windows_go_leaves_a_record_naming_them_all(embedder, tmp_path, monkeypatch):
+    # Killed after the record says "writing" (with the new version's JSON) and before the old
+    # windows are deleted: the record names the old windows as well as the new, so the repair
+    # deletes the old version's third window of paragraph 2, which the new version does not have.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.txt").write_text(long_paragraph_decision("10 000 001", 36), encoding="utf-8")
+    store = Store(StoreConfig(index_dir=tmp_path / "index"))
+    ingest([folder], store, embedder)
+    (folder / "a.txt").write_text(long_paragraph_decision("10 000 001", 20), encoding="utf-8")
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self, ids):
+        raise Killed
+
+    monkeypatch.setattr(Store, "_delete_windows", killed)
+    with pytest.raises(Killed):
+        ingest([folder], store, embedder)
+    monkeypatch.undo()
+    record = store.records()["10 000 001"]
+    assert not record.complete
+    assert "10-000-001#2~2" in store.window_ids("10 000 001")
+    assert set(unpack_windows("10-000-001", record.window_ids)) == {
+        "10-000-001#summary", "10-000-001#1", "10-000-001#2", "10-000-001#2~1", "10-000-001#2~2", "10-000-001#3"}
+
+    report = ingest([folder], store, embedder)
+    assert report.count(REPAIRED) + report.count(REPLACED) == 1
+    assert store.window_ids() == {"10-000-001#summary", "10-000-001#1", "10-000-001#2", "10-000-001#2~1", "10-000-001#3"}
+    assert store.records()["10 000 001"].window_ids == "summary,1,2*2,3"
+    assert_consistent(store)
+
+
+def decision_write(text: str, embedder) -> DecisionWrite:
+    """A decision cut into windows and embedded as ingest does."""
+    d = parse_text(text)
+    passages = passages_of(d)
+    windows = embedder.windows_many([p.text for p in passages], [p.embedding_text()[: -len(p.text)] for p in passages])
+    return DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))
+
+
+def test_two_processes_writing_one_decision_leave_the_last_writes_windows_and_vectors(embedder, tmp_path, monkeypatch):
+    # Two ingests sharing a server may each find a decision new and write their own version of it.
+    longer = decision_write(long_paragraph_decision("10 000 001", 36), embedder)
+    shorter = decision_write(long_paragraph_decision("10 000 001", 20), embedder)
+    assert [len(ws) for ws in longer.windows] == [1, 1, 3, 1] and [len(ws) for ws in shorter.windows] == [1, 1, 2, 1]
+    one, other = (Store(StoreConfig(index_dir=tmp_path / "one-after-the-other")) for _ in range(2))
+
+    def stored_vectors(store: Store) -> dict[str, np.ndarray]:
+        hashes = {r.reference: r.content_hash for r in store.complete_records().values()}
+        return store.vectors_of(hashes)["10 000 001"]
+
+    def written(write: DecisionWrite) -> dict[str, np.ndarray]:
+        ids = [window_id(p.id, k) for p, ws in zip(write.passages, write.windows) for k in range(len(ws))]
+        return dict(zip(ids, write.vectors))
+
+    # One after the other: the second finds the first's record when it writes, and replaces it.
+    one.write_decisions([longer], embedder.label)
+    other.write_decisions([shorter], embedder.label)
+    got, expected = stored_vectors(one), written(shorter)
+    assert got.keys() == expected.keys() and all(np.allclose(got[i], expected[i], atol=1e-6) for i in got)
+    assert_consistent(one)
+
+    # Interleaved: the first writes its whole version after the second has read the records and
+    # before it writes its windows; the second's vectors replace the first's under the same ids.
+    one, other = (Store(StoreConfig(index_dir=tmp_path / "interleaved")) for _ in range(2))
+    reading = Store._raw_records
+
+    def then_the_other_writes(self, refs):
+        got = reading(self, refs)
+        if self is one:
+            monkeypatch.setattr(Store, "_raw_records", reading)
+            other.write_decisions([longer], embedder.label)
+        return got
+
+    monkeypatch.setattr(Store, "_raw_records", then_the_other_writes)
+    one.write_decisions([shorter], embedder.label)
+    got = stored_vectors(other)
+    assert got.keys() == expected.keys() and all(np.allclose(got[i], expected[i], atol=1e-6) for i in got)
+
+
+def test_recording_a_moved_file_keeps_a_rewrite_another_process_began_meanwhile(embedder, tmp_path, monkeypatch):
+    store, other = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(2))
+    store.write_decisions([decision_write(long_paragraph_decision("10 000 001", 36), embedder)], embedder.label)
+    rewrite = decision_write(long_paragraph_decision("10 000 001", 20), embedder)
+    looked = chromadb.api.models.Collection.Collection.get
+
+    def rewrite_begun_after_the_look(col, *args, **kwargs):
+        got = looked(col, *args, **kwargs)
+        monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", looked)
+        other._mark_writing([(rewrite.decision, len(rewrite.passages), "summary,1,2*2,3")])
+        return got
+
+    monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", rewrite_begun_after_the_look)
+    store.move_source("10 000 001", str(tmp_path / "moved.txt"))
+    record = store.records()["10 000 001"]
+    assert record.source == str(tmp_path / "moved.txt")
+    assert not record.complete and record.content_hash == rewrite.decision.content_hash  # the rewrite's, kept
+
+
 @given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 4)), unique_by=lambda t: t[0]), st.booleans())
 def test_a_records_window_ids_unpack_to_the_windows_written_in_order(passages, summary):
     labels = [("summary", 1)] * summary + [(str(n), count) for n, count in passages]
@@ -588,7 +689,7 @@ def test_vectors_read_while_another_writer_rewrites_the_decision_are_left_out(se
 
     def rewritten_first(self):
         if self is store:
-            writer.write_decisions(rewrite, embedder.label, replacing={"24 016 809"})
+            writer.write_decisions(rewrite, embedder.label)
         return shards(self)
 
     monkeypatch.setattr(Store, "_shards", rewritten_first)
