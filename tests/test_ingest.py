@@ -532,8 +532,8 @@ def long_paragraph_decision(ref: str, sentences: int) -> str:
 
 
 def test_window_records_carry_no_metadata_and_each_decision_record_names_its_windows(embedder, tmp_path):
-    # Chroma spends as much CPU on two metadata fields as on the vector itself, so a window keeps
-    # none: its id ties it to its passage, and the decision's record lists the ids written.
+    # Chroma spent nearly as much CPU on two metadata fields as on the vector itself, so a window
+    # keeps none: its id ties it to its passage, and the decision's record lists the ids written.
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "a.txt").write_text(long_paragraph_decision("10 000 001", 36), encoding="utf-8")
@@ -598,7 +598,7 @@ def decision_write(text: str, embedder) -> DecisionWrite:
     """A decision cut into windows and embedded as ingest does."""
     d = parse_text(text)
     passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.embedding_text()[: -len(p.text)] for p in passages])
+    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
     return DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))
 
 
@@ -682,9 +682,7 @@ def test_vectors_read_while_another_writer_rewrites_the_decision_are_left_out(se
     assert set(store.vectors_of(hashes)) == {"24 016 809", "24 000 184"}
 
     writer = Store(StoreConfig(index_dir=tmp_path / "index"))
-    d = parse_file(SEEDS_DIR / "24-016-809.txt")
-    passages = passages_of(d)
-    rewrite = [DecisionWrite(d, passages, [[p.text] for p in passages], embedder.embed([p.embedding_text() for p in passages]))]
+    rewrite = [decision_write((SEEDS_DIR / "24-016-809.txt").read_text(encoding="utf-8"), embedder)]
     shards = Store._shards
 
     def rewritten_first(self):
