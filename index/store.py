@@ -491,8 +491,7 @@ class Store:
 
     def decision(self, reference: str) -> Decision:
         """The stored decision; ``KeyError`` with the nearest indexed references when absent."""
-        ref = normalise_reference(reference)
-        slug = ref.replace(" ", "-")
+        ref, slug = normalise_reference(reference), reference_slug(reference)
         found = self.read_decisions([slug]).get(slug)
         if found:
             return found[0]
@@ -660,8 +659,7 @@ class Store:
     def delete_decision(self, reference: str) -> None:
         """Remove a decision: its record is marked incomplete first, so that a delete killed
         half-way leaves a record the next ingest repairs, never a complete one without passages."""
-        ref = normalise_reference(reference)
-        slug = ref.replace(" ", "-")
+        ref, slug = normalise_reference(reference), reference_slug(reference)
         record = self._raw_records([ref]).get(ref)
         if record is not None:
             self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING}])
