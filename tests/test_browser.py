@@ -350,6 +350,8 @@ def test_an_aggregate_question_in_the_chat_comes_with_a_chart(visit, corpus_url,
 
 
 def test_errors_show_in_the_page_and_it_stays_usable(visit, seeds_url, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     v = visit(seeds_url)
     page = v.page
     page.click("#ask-btn")  # empty question
@@ -358,8 +360,16 @@ def test_errors_show_in_the_page_and_it_stays_usable(visit, seeds_url, tmp_path)
     page.click("#filters button.label-wrap, #filters > button")
     v.type("f-since", "9 April 2025")
     v.type("question", QUESTION)
-    page.click("#ask-btn")
-    page.wait_for_function("document.querySelector('#chat-notice').innerText.includes('YYYY-MM-DD')")
+    # Gradio drops a click on Ask while the previous ask's later steps (export, chart) still run,
+    # which a loaded machine can make last past the first error's display: asked again until heard.
+    for _ in range(10):
+        page.click("#ask-btn")
+        try:
+            page.wait_for_function("document.querySelector('#chat-notice').innerText.includes('YYYY-MM-DD')", timeout=9000)
+            break
+        except PlaywrightTimeout:
+            continue
+    assert "YYYY-MM-DD" in page.inner_text("#chat-notice")
     v.type("f-since", "2025-01-01")
     v.ask(QUESTION, 1)  # the same page answers once the filter is fixed
     assert page.locator('#sources .card[data-ref="24 016 809"]').count() >= 1
