@@ -21,6 +21,8 @@ import statistics
 import tempfile
 import time
 import zlib
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
@@ -34,15 +36,22 @@ SCHEMA_3_ONLY = {"authority": "Example Borough Council", "category": "Adult care
                  "outcome": "Upheld: fault and injustice", "decision_date": "2024-02-01", "url": ""}
 
 
-def cpu_to_add(windows: int, with_metadata: bool, seed: int, upsert: bool = False) -> float:
-    """CPU seconds to add (or upsert) ``windows`` vectors to a new collection in batches of ``BATCH``."""
+@contextmanager
+def fresh_collection(name: str, **settings) -> Iterator:
+    """A new collection in a Chroma folder of its own, removed afterwards."""
     import chromadb
     from chromadb.config import Settings
 
-    rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="ombudsman-chroma-") as folder:
         client = chromadb.PersistentClient(path=folder, settings=Settings(anonymized_telemetry=False))
-        col = client.create_collection("windows", embedding_function=None, configuration={"hnsw": GRAPH})
+        yield client.create_collection(name, embedding_function=None, **settings)
+        client.clear_system_cache()
+
+
+def cpu_to_add(windows: int, with_metadata: bool, seed: int, upsert: bool = False) -> float:
+    """CPU seconds to add (or upsert) ``windows`` vectors to a new collection in batches of ``BATCH``."""
+    rng = np.random.default_rng(seed)
+    with fresh_collection("windows", configuration={"hnsw": GRAPH}) as col:
         spent = 0.0
         for start in range(0, windows, BATCH):
             n = min(BATCH, windows - start)
@@ -54,20 +63,14 @@ def cpu_to_add(windows: int, with_metadata: bool, seed: int, upsert: bool = Fals
             before = time.process_time()
             (col.upsert if upsert else col.add)(ids=ids, embeddings=vectors, metadatas=metadatas)
             spent += time.process_time() - before
-        client.clear_system_cache()
     return spent
 
 
 def cpu_to_record(windows: int, schema_3_fields: bool, seed: int) -> float:
     """CPU seconds to write the records of the decisions of ``windows`` windows and mark them done."""
-    import chromadb
-    from chromadb.config import Settings
-
     rng = np.random.default_rng(seed)
     decisions = windows * 10 // 56
-    with tempfile.TemporaryDirectory(prefix="ombudsman-chroma-") as folder:
-        client = chromadb.PersistentClient(path=folder, settings=Settings(anonymized_telemetry=False))
-        col = client.create_collection("records", embedding_function=None)
+    with fresh_collection("records") as col:
         spent = 0.0
         for start in range(0, decisions, RECORD_BATCH):
             ids = [f"{i:08d}" for i in range(start, min(decisions, start + RECORD_BATCH))]
@@ -79,7 +82,6 @@ def cpu_to_record(windows: int, schema_3_fields: bool, seed: int) -> float:
             col.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metadatas)
             col.update(ids=ids, metadatas=[{"status": "done"} for _ in ids])
             spent += time.process_time() - before
-        client.clear_system_cache()
     return spent
 
 

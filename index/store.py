@@ -373,11 +373,13 @@ class Store:
             for k in range(0, len(held), self.max_batch):
                 col.delete(ids=held[k: k + self.max_batch])
 
-    def _raw_records(self, refs: list[str]) -> dict[str, dict[str, Any]]:
-        """The records of decisions ``refs`` as stored (metadata), by reference."""
-        slugs = [reference_slug(r) for r in refs]
-        return {md["ref"]: md for got in self._by_ids(self.decisions_collection, slugs, include=["metadatas"])
-                for md in got["metadatas"]}
+    def _raw_records(self, refs: list[str] | None) -> dict[str, dict[str, Any]]:
+        """The records of decisions ``refs`` (all if None) as stored (metadata), by reference."""
+        if refs is None:
+            pages = self._pages(self.decisions_collection, include=["metadatas"])
+        else:
+            pages = self._by_ids(self.decisions_collection, [reference_slug(r) for r in refs], include=["metadatas"])
+        return {md["ref"]: md for got in pages for md in got["metadatas"]}
 
     def has_decisions(self) -> bool:
         """Whether any decision record is stored: a count, not the records (reading every record
@@ -468,17 +470,7 @@ class Store:
     def records(self, refs: list[str] | None = None) -> dict[str, DecisionRecord]:
         """Every decision record, complete or not, by reference (only those of ``refs`` if given:
         reading every record reads every decision's JSON, which an archive holds gigabytes of)."""
-        out: dict[str, DecisionRecord] = {}
-        if refs is not None:
-            pages = self._by_ids(self.decisions_collection, [reference_slug(r) for r in refs],
-                                 include=["metadatas"])
-        else:
-            pages = self._pages(self.decisions_collection, include=["metadatas"])
-        for got in pages:
-            for md in got["metadatas"]:
-                r = _record(md)
-                out[r.reference] = r
-        return out
+        return {ref: _record(md) for ref, md in self._raw_records(refs).items()}
 
     def incomplete_records(self) -> dict[str, DecisionRecord]:
         """Records a killed write left marked "writing" (found by their status, not by reading all)."""
@@ -671,10 +663,9 @@ class Store:
 
     def stored_decision(self, reference: str) -> Decision:
         """A decision's stored JSON even when its record is incomplete (for repairs)."""
-        got = self.decisions_collection.get(ids=[reference_slug(reference)], include=["metadatas"])
-        if not got["ids"]:
+        md = self._raw_records([reference]).get(normalise_reference(reference))
+        if md is None:
             raise KeyError(reference)
-        md = got["metadatas"][0]
         return Decision.from_json(unpack_json(md["json"]), source=md.get("source", ""))
 
     def drop(self) -> None:
