@@ -5,7 +5,8 @@
 Windows: adds ``--windows`` random unit vectors, 4,096 at a time, to a fresh collection with the
 store's graph settings (``index.store.GRAPH``), once with the two fields schema 3 kept on every
 window (its decision's reference and content hash) and once with none, as schema 4 writes them
-(with ``upsert``, which schema 4 uses, and with ``add``).
+(with ``upsert``, which schema 4 uses, and with ``add``), and upserted into a graph with the
+settings the store used before ``GRAPH`` (10 candidates, 8 links).
 Records: writes one record per 5.6 windows (the corpus's decisions), 750 at a time, with schema
 4's fields and with the five more schema 3 kept (authority, category, outcome, date, URL), then
 marks them done, as ingest does. The layouts alternate for ``--rounds`` rounds. CPU is this
@@ -32,6 +33,8 @@ from index.store import GRAPH
 BATCH = 4096
 WINDOWS_PER_DECISION = 6  # about the corpus's paragraphs per decision
 RECORD_BATCH = 750  # decisions in an ingest batch of 4,096 windows
+# The graph settings the store used before ``GRAPH`` (candidates while building, links per vector).
+GRAPH_10_8 = {"ef_construction": 10, "max_neighbors": 8}
 SCHEMA_3_ONLY = {"authority": "Example Borough Council", "category": "Adult care services > Charging",
                  "outcome": "Upheld: fault and injustice", "decision_date": "2024-02-01", "url": ""}
 
@@ -48,10 +51,10 @@ def fresh_collection(name: str, **settings) -> Iterator:
         client.clear_system_cache()
 
 
-def cpu_to_add(windows: int, with_metadata: bool, seed: int, upsert: bool = False) -> float:
+def cpu_to_add(windows: int, with_metadata: bool, seed: int, upsert: bool = False, graph: dict = GRAPH) -> float:
     """CPU seconds to add (or upsert) ``windows`` vectors to a new collection in batches of ``BATCH``."""
     rng = np.random.default_rng(seed)
-    with fresh_collection("windows", configuration={"hnsw": GRAPH}) as col:
+    with fresh_collection("windows", configuration={"hnsw": graph}) as col:
         spent = 0.0
         for start in range(0, windows, BATCH):
             n = min(BATCH, windows - start)
@@ -94,6 +97,8 @@ def main() -> None:
         "windows_with_reference_and_hash": lambda r: cpu_to_add(args.windows, True, seed=r),
         "windows_without_metadata": lambda r: cpu_to_add(args.windows, False, seed=r),
         "windows_upserted_without_metadata": lambda r: cpu_to_add(args.windows, False, seed=r, upsert=True),
+        "windows_upserted_with_graph_10_8": lambda r: cpu_to_add(args.windows, False, seed=r, upsert=True,
+                                                                  graph={**GRAPH, **GRAPH_10_8}),
         "records_with_schema_3_fields": lambda r: cpu_to_record(args.windows, True, seed=r),
         "records_with_schema_4_fields": lambda r: cpu_to_record(args.windows, False, seed=r),
     }

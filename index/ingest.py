@@ -292,17 +292,27 @@ class _Writer:
         work between two batches (counting word pieces, ordering the runs, the store writer's
         first call) no longer leaves the child waiting, which cost about 0.3 s of both cores at
         every batch. The store writer writes a batch while the next ones are embedded, with at
-        most one batch waiting, so memory stays bounded however large the ingest.
+        most one batch waiting, so memory stays bounded however large the ingest. With the model
+        in this process a batch's vectors exist once it is sent, so it goes to the writer at once
+        and is written while the next is embedded (held back like a child's, both were written
+        after the last was embedded: 0.33 s at the end of an ingest of the seeds and the corpus
+        instead of 0.19 s).
         """
         sending = None
         if self.pending:
             t = time.perf_counter()
             self.flushed = True
             self._first_sent()
+            elsewhere = self.embedder.embeds_elsewhere
             sending = (self.pending, self._send_pending())
             self.report.embed_seconds += time.perf_counter() - t
             self.sent += self.pending_windows
             self.pending, self.pending_windows = [], 0
+            if not elsewhere:  # embedded already, here
+                previous, self.sent_batch = self.sent_batch, None
+                self._store(previous)
+                self._store(sending)
+                return
         previous, self.sent_batch = self.sent_batch, sending
         self._store(previous)
 

@@ -60,11 +60,12 @@ SCHEMA = "4"
 # catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a short
 # candidate list, which matters because Chroma builds it on the cores the encoder needs during
 # ingest: adding unit vectors 1,024 at a time cost 0.50 to 0.59 ms of CPU a vector with Chroma's
-# defaults (100 candidates, 16 links) and 0.15 to 0.19 ms with these. With this, ingest went from
+# defaults (100 candidates, 16 links) and 0.15 to 0.19 ms with 10 and 8. With that, ingest went from
 # 0.77 to 0.84 of the encoder's rate alone (`python -m eval.bench_ingest --encoder onnx-int8
-# --repeat 5`, results in eval/results/). A client querying Chroma directly still gets answers
-# (``ef_search`` stays high), from a sparser graph.
-GRAPH = {"space": "cosine", "ef_search": 200, "ef_construction": 10, "max_neighbors": 8}
+# --repeat 5`, results in eval/results/). With 4 and 4: 1.19 s of CPU to upsert 16,384 windows
+# against 1.77 s with 10 and 8 (`python -m eval.chroma_costs --rounds 3`, medians). A client
+# querying Chroma directly still gets answers (``ef_search`` stays high), from a sparser graph.
+GRAPH = {"space": "cosine", "ef_search": 200, "ef_construction": 4, "max_neighbors": 4}
 WRITING, DONE = "writing", "done"
 
 

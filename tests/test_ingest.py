@@ -872,6 +872,36 @@ def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encod
     assert report.embedded_windows == 80 and report.count(ADDED) == 20
 
 
+def test_in_this_process_a_batch_is_written_while_the_next_is_embedded(embedder, tmp_path, monkeypatch):
+    # With the model in this process, each batch's vectors exist when its embedding call returns:
+    # the batch goes to the store writer then, not after the next batch has been embedded too.
+    # Each embedding call after the first waits (up to 10 s) for the batch before it to be written.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 12)
+    small_batches(monkeypatch, embedder, first=4, full=16)
+    written = [threading.Event() for _ in range(12)]
+    calls = {"embedded": 0, "written": 0}
+    waited: list[bool] = []
+
+    def before_embedding(*_, **__) -> None:
+        if calls["embedded"]:
+            waited.append(written[calls["embedded"] - 1].wait(timeout=10))
+        calls["embedded"] += 1
+
+    def before_writing(*_, **__) -> None:
+        written[calls["written"]].set()
+        calls["written"] += 1
+
+    noting_calls(monkeypatch, embedder, "embed_later", before_embedding)
+    noting_calls(monkeypatch, Store, "write_decisions", before_writing)
+    report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    assert not embedder.embeds_elsewhere
+    assert calls == {"embedded": 4, "written": 4}  # batches of 4, 16, 16 and 12 windows
+    assert waited == [True, True, True]
+    assert report.embedded_windows == 48 and report.count(ADDED) == 12
+
+
 def test_with_the_child_the_batches_that_end_an_ingest_get_smaller_down_to_the_last(embedder, tmp_path, monkeypatch):
     # Each a third of the one before (9, 3, 1 windows after full batches of 16): a batch is
     # written while the next is embedded. In decisions of 4 windows, the end is 8 windows, then 4.
