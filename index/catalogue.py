@@ -11,8 +11,9 @@ adding a thousand decisions to a large archive costs about what it costs to a sm
 
 ``refresh`` reconciles the catalogue with the store: decisions the store holds that the catalogue
 lacks (written by another process, or before a crash) get a segment made from their stored JSON
-and vectors; decisions gone from the store are marked removed. Writers take a file lock, so
-several processes may share one catalogue folder.
+and vectors; decisions gone from the store are marked removed. The manifest lists the changes of
+the store's log it has taken in (``changes``), so that a refresh reads the records of the others'
+decisions only. Writers take a file lock, so several processes may share one catalogue folder.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from index.passage import SUMMARY, aliases_in, passage_fields, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
                            columns_of_writes, concatenate, dot_rows, part_of, parts_of_writes, take_rows, texts_of,
                            write_segment)
-from index.store import DecisionRecord, Store, StoredPassage, window_id
+from index.store import REMOVE, Change, DecisionRecord, Store, StoredPassage, window_id
 
 log = logging.getLogger(__name__)
 
@@ -287,14 +288,21 @@ def in_step(store: Store, generation: str) -> bool:
         and not store.has_decisions()
 
 
-def mark_in_step(store: Store, generation: str) -> None:
+def mark_in_step(store: Store, generation: str, from_empty: bool = False) -> None:
     """Record that the catalogue holds what the store holds at ``generation`` (an ingest that
-    added a segment for everything it wrote, and saw no other writer, says so). Nothing is
-    written when the manifest says so already: a rewritten manifest makes serving processes
-    reload the catalogue."""
+    added a segment for everything it wrote, and saw no other writer, says so), and has taken in
+    the changes ``store`` logged: with those it had taken in, or alone when the ingest began with
+    the store and the catalogue empty (a catalogue that has taken in none reads every record once).
+    Nothing is written when the manifest says so already: a rewritten manifest makes serving
+    processes reload the catalogue."""
     with _locked(store.catalogue_dir) as manifest:
-        if manifest.get("store_generation") != generation:
+        taken = manifest.get("changes")
+        if taken is not None or from_empty:
+            taken = sorted(set(taken or ()) | set(store.logged))
+        if manifest.get("store_generation") != generation or manifest.get("changes") != taken:
             manifest["store_generation"] = generation
+            if taken is not None:
+                manifest["changes"] = taken
             _write_manifest(store.catalogue_dir, manifest)
 
 
@@ -303,20 +311,33 @@ def refresh(store: Store, force: bool = False) -> bool:
     lacks, the removal of those the store no longer holds. Returns whether anything changed.
 
     Without ``force`` nothing is read when the store's generation is the one the catalogue was
-    last reconciled with."""
+    last reconciled with. Otherwise only the records of the decisions of the changes in the
+    store's log the catalogue has not taken in are read (``index.store.CHANGES``); every record
+    when it has taken in none yet (a catalogue made before the log, or the store of a version that
+    kept none), or with ``force``."""
     folder = store.catalogue_dir
     generation = store.generation()
     manifest = _read_manifest(folder)
     if not force and manifest is not None and generation and manifest.get("store_generation") == generation:
         return False
-    records = store.complete_records()
+    # The log before the records: a change logged after they are read is taken in next time.
+    tokens = store.change_tokens()
+    partial = tokens is not None and not force and manifest is not None and "changes" in manifest
+    taken = set(manifest["changes"]) if partial else set()
+    changes = store.changes(t for t in tokens or () if t not in taken)
+    touched = sorted({ref for c in changes.values() for ref in c.references}) if partial else None
+    records = store.records(touched)
+    complete = {ref: r for ref, r in records.items() if r.complete}
+    # The changes the records name, for which of two changes of a decision came later.
+    known = {**store.changes(r.written for r in records.values() if r.written and r.written not in changes), **changes}
     changed = False
     with _locked(folder) as manifest:
         status = _liveness(folder, manifest)
         have = {rec["ref"]: rec["content_hash"] for _, seg, live in status
                 for rec, alive in zip(seg.decisions, live) if alive}
-        missing = [ref for ref, r in records.items() if have.get(ref) != r.content_hash]
-        gone = [ref for ref in have if ref not in records]
+        missing = [ref for ref, r in complete.items() if have.get(ref) != r.content_hash]
+        gone = [ref for ref in (have if touched is None else touched) if ref in have and ref not in complete]
+        added: set[str] = set()
         if missing:
             log.info("making the catalogue of %d decisions from the store", len(missing))
             # Columns a chunk at a time (int8 vectors), not every decision's parts (float32 vectors,
@@ -324,6 +345,7 @@ def refresh(store: Store, force: bool = False) -> bool:
             columns: list[Columns] = []
             for i in range(0, len(missing), STORE_CHUNK):
                 parts = _parts_from_store(store, missing[i: i + STORE_CHUNK], records)
+                added.update(part.reference for part in parts)
                 if parts:
                     columns.append(columns_of_parts(parts, parts[0].vectors.shape[1]))
             if columns:
@@ -335,10 +357,40 @@ def refresh(store: Store, force: bool = False) -> bool:
             changed = True
         if changed:
             _merge_if_many(folder, manifest)
+        kept_out = set(missing) - added
+        now_taken = sorted(taken | {t for t, c in changes.items() if _taken_in(c, records, known, kept_out)})
+        if tokens is None:
+            manifest.pop("changes", None)
+        else:
+            changed_log, manifest["changes"] = manifest.get("changes") != now_taken, now_taken
+            changed = changed or changed_log
         if changed or manifest.get("store_generation") != generation or not (folder / MANIFEST).exists():
             manifest["store_generation"] = generation
             _write_manifest(folder, manifest)
     return changed
+
+
+def _taken_in(change: Change, records: dict[str, DecisionRecord], known: dict[str, Change],
+              kept_out: set[str]) -> bool:
+    """Whether the catalogue now holds what ``change`` did to each of its decisions: the write
+    completed and taken in, or the removal done; or a later change of the decision came after it
+    (taken in in its turn). Not while the change is under way, nor before it has begun (its
+    decision's record still another, earlier change's), so that it is looked at again."""
+    for ref in change.references:
+        record = records.get(ref)
+        if record is not None and record.written == change.token:
+            if change.kind == REMOVE or not record.complete or ref in kept_out:
+                return False  # under way (a removed decision's record is gone), or being rewritten
+            continue
+        if record is None:
+            if change.kind == REMOVE or any(c.kind == REMOVE and ref in c.references and c.at > change.at
+                                            for c in known.values()):
+                continue  # removed, by this change or a later one
+            return False  # a write not begun
+        later = known.get(record.written)
+        if later is None or later.at <= change.at:
+            return False  # the record is an earlier change's: this one has not reached it yet
+    return True
 
 
 # -- the loaded view ---------------------------------------------------------------------------------

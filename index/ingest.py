@@ -649,6 +649,7 @@ def ingest(
         store.passages_collection(label)  # creates the collection or refuses a model mismatch
         generation = store.generation()
         in_step = catalogue.in_step(store, generation)  # the catalogue holds what the store holds, as of now
+        from_empty = in_step and not generation  # a store never written to (or dropped): it has no log either
         store.watch(generation)
         writer = _Writer(store, embedder, label, report, progress, total=0, started=start)
         try:
@@ -679,7 +680,7 @@ def ingest(
     # nobody else wrote since, it is in step now, without reading every record of the store.
     ours = store.only_ours() if in_step else None
     if ours is not None and not prune:
-        catalogue.mark_in_step(store, ours)
+        catalogue.mark_in_step(store, ours, from_empty)
     else:
         report.lexical_rebuilt = refresh(store) or report.lexical_rebuilt
     catalogue.compact_if_mostly_new(store, writer.segment_passages)

@@ -1,9 +1,10 @@
 """The store: Chroma (a local folder or a ``chroma run`` server) holding passages and decisions.
 
-Two collections: ``decisions`` (one record per decision holding its parsed JSON, compressed, its
-content hash: the text of record, and the ids of its windows) and ``passages`` (one vector per
+Three collections: ``decisions`` (one record per decision holding its parsed JSON, compressed, its
+content hash: the text of record, and the ids of its windows), ``passages`` (one vector per
 embedding window, cosine space, the model recorded in the collection's metadata, the window's id
-its only tie to its decision: no metadata per window).
+its only tie to its decision: no metadata per window) and ``changes`` (the log of writes and
+removals, so that another process reads only the records that changed: ``CHANGES``).
 The JSON is kept in a metadata field rather than as the record's document because Chroma indexes
 documents for full-text search (a trigram index several times the text's size), which nothing
 here uses. A passage's text
@@ -22,6 +23,7 @@ import uuid
 import zlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -50,6 +52,12 @@ SHARD_WINDOWS = 200_000
 # bound: deletes do not lower it, and two writers at once may each add theirs to the same count.
 SHARD_HELD = "windows"
 DECISIONS = "ombudsman-decisions"
+# The store's change log: an entry for each write of a batch of decisions and each removal, named
+# by its token (the records a write marks carry it as ``written``), with the references it touches
+# and when it began. A process whose catalogue has taken in some entries reads the records of the
+# others' references only, not every record (which carry their decisions' JSON: 9 s for 53,000).
+CHANGES = "ombudsman-changes"
+WRITE, REMOVE = "write", "remove"
 # Version of the record layout; an index written with another layout is refused with a message to
 # rebuild it (schema 1 kept each passage's text and citation fields beside its vector; schema 2
 # the decision's JSON as the record's document, and each window's number in its metadata; schema 3
@@ -73,6 +81,7 @@ def _record(md: dict) -> "DecisionRecord":
     return DecisionRecord(
         reference=md["ref"], content_hash=md.get("content_hash", ""), source=md.get("source", ""),
         status=md.get("status", ""), paragraphs=int(md.get("paragraphs", 0)), window_ids=md.get("window_ids", ""),
+        written=md.get("written", ""),
     )
 
 
@@ -90,6 +99,7 @@ class DecisionRecord:
     status: str
     paragraphs: int
     window_ids: str  # its windows' record ids as ``pack_windows`` writes them
+    written: str = ""  # the token of the change that last wrote (or is removing) it
 
     @property
     def complete(self) -> bool:
@@ -98,6 +108,16 @@ class DecisionRecord:
     def holds(self, content_hash: str) -> bool:
         """Whether this version of the decision is completely indexed (re-ingesting it is a no-op)."""
         return self.complete and self.content_hash == content_hash
+
+
+@dataclass(frozen=True)
+class Change:
+    """An entry of the store's change log (see ``CHANGES``)."""
+
+    token: str
+    kind: str  # WRITE or REMOVE
+    references: tuple[str, ...]
+    at: float  # when it began, by the writer's clock: which of two changes of a decision is later
 
 
 @dataclass(frozen=True)
@@ -230,6 +250,7 @@ class Store:
         self._client = None
         self._passages = None
         self._decisions = None
+        self.logged: list[str] = []  # the changes this Store logged since ``watch``
         # What this Store saw of the generation: ``watch`` sets the one to expect, each write of
         # ours moves it on, and a generation we did not set clears it (see ``only_ours``).
         self._expected: str | None = None
@@ -302,6 +323,7 @@ class Store:
     def watch(self, generation: str) -> None:
         """Start noting whether anyone but this Store writes, from ``generation`` (read by the caller)."""
         self._expected = generation
+        self.logged = []
 
     def only_ours(self) -> str | None:
         """The store's generation if every write since ``watch`` was this Store's (so what it
@@ -435,6 +457,30 @@ class Store:
         if label is not None:
             self.check_model(label)
         return self._passages
+
+    def _log(self, kind: str, references: list[str]) -> str:
+        """Log a change (before it is made: see ``CHANGES``) and return its token."""
+        token = uuid.uuid4().hex
+        col = self.client.get_or_create_collection(CHANGES, embedding_function=None, metadata={"schema": SCHEMA})
+        col.upsert(ids=[token], embeddings=[[1.0]],
+                   metadatas=[{"kind": kind, "refs": "\n".join(references), "at": time.time()}])
+        self.logged.append(token)
+        return token
+
+    def change_tokens(self) -> list[str] | None:
+        """The tokens of every logged change; None when the store has no log (written by a version
+        that kept none, whose writes only reading every record finds)."""
+        col = self._existing(CHANGES)
+        return None if col is None else [t for got in self._pages(col, include=[]) for t in got["ids"]]
+
+    def changes(self, tokens: Iterable[str]) -> dict[str, Change]:
+        """The logged changes of these tokens (those logged), by token."""
+        tokens, col = sorted(set(tokens)), self._existing(CHANGES)
+        if not tokens or col is None:
+            return {}
+        return {t: Change(t, md["kind"], tuple(r for r in md["refs"].split("\n") if r), float(md["at"]))
+                for got in self._by_ids(col, tokens, include=["metadatas"])
+                for t, md in zip(got["ids"], got["metadatas"])}
 
     @property
     def decisions_collection(self):
@@ -580,10 +626,10 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _mark_writing(self, batch: list[tuple[Decision, int, str]]) -> None:
+    def _mark_writing(self, batch: list[tuple[Decision, int, str]], written: str) -> None:
         """Write the records (decision, passages, ``window_ids``) with their JSON, marked "writing",
-        under a new ``written`` token."""
-        col, written = self.decisions_collection, uuid.uuid4().hex
+        under the ``written`` token of the change that writes them."""
+        col = self.decisions_collection
         for k in range(0, len(batch), self.max_batch):
             part = batch[k : k + self.max_batch]
             # Only what ingest, repairs and readers look up without the JSON, which holds the rest
@@ -625,8 +671,9 @@ class Store:
                for ref, md in self._raw_records([w.decision.reference for w in batch]).items()}
         # A replaced decision's record names its present windows with the new ones until those are
         # all written, so that a write killed half-way leaves a record naming every window to delete.
+        written = self._log(WRITE, [w.decision.reference for w in batch])
         self._mark_writing([(w.decision, len(w.passages), _joined_windows(old.get(w.decision.slug, ""), windows[w.decision.slug]))
-                            for w in batch])
+                            for w in batch], written)
         self._bump()  # a write begun changes the generation too: one killed before its end is reconciled
         if old:
             self._delete_windows([rid for slug, packed in old.items() for rid in unpack_windows(slug, packed)])
@@ -655,7 +702,8 @@ class Store:
         ref, slug = normalise_reference(reference), reference_slug(reference)
         record = self._raw_records([ref]).get(ref)
         if record is not None:
-            self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING}])
+            removal = self._log(REMOVE, [ref])
+            self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING, "written": removal}])
             self._bump()
             self._delete_windows(unpack_windows(slug, record.get("window_ids", "")))
         self.decisions_collection.delete(ids=[slug])
@@ -670,9 +718,9 @@ class Store:
         return Decision.from_json(unpack_json(md["json"]), source=md.get("source", ""))
 
     def drop(self) -> None:
-        """Delete both collections (``ingest --rebuild``)."""
+        """Delete the collections (``ingest --rebuild``)."""
         # The last collections first: the later ones are found from the first.
-        for name in [*reversed(self._shard_names()), DECISIONS]:
+        for name in [*reversed(self._shard_names()), DECISIONS, CHANGES]:
             if self._existing(name) is not None:
                 self.client.delete_collection(name)
         self._passages = self._decisions = None

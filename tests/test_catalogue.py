@@ -15,9 +15,9 @@ from chromadb.config import Settings
 from index import catalogue as cat
 from index.config import SEEDS_DIR, StoreConfig
 from index.ingest import ADDED, FAILED, ingest
-from index.parse import parse_file
+from index.parse import parse_file, parse_text
 from index.passage import passages_of
-from index.store import PASSAGES, DecisionWrite, Store, StoreError
+from index.store import PASSAGES, Change, DecisionRecord, DecisionWrite, Store, StoreError
 from rag.archive import Archive
 
 
@@ -404,3 +404,145 @@ def test_decisions_directions_are_the_same_made_whole_or_a_batch_at_a_time(monke
     halves = [segment.decision_vectors(vectors[w:w + 450], scales[w:w + 450], passages(150), 150) for w in (0, 450)]
     assert np.array_equal(whole[0], np.concatenate([h[0] for h in halves]))
     assert np.array_equal(whole[1], np.concatenate([h[1] for h in halves]))
+
+
+# -- the store's change log: what a refresh reads ---------------------------------------------------
+
+NEW_DECISION = """Example Council ({ref})
+
+Category : Housing > Homelessness
+
+Decision : Upheld
+
+Decision date : 01 Feb 2024
+
+Summary: Mrs B complained about a late housing decision. We found fault.
+
+The complaint
+
+  1. Mrs B complains the Council decided her housing application late.
+
+Final decision
+
+  1. The Council was at fault and has agreed to apologise.
+"""
+
+
+def written_by_another_process(store: Store, ref: str, embedder) -> None:
+    """``ref`` written to the store as another process's ingest would, without this catalogue."""
+    d = parse_text(NEW_DECISION.format(ref=ref))
+    passages = passages_of(d)
+    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
+    vectors = embedder.embed([w for ws in windows for w in ws])
+    store.write_decisions([DecisionWrite(d, passages, windows, vectors)], embedder.label)
+
+
+def records_read(monkeypatch) -> list:
+    """Each call's references to ``Store._raw_records`` from now on (None: every record)."""
+    calls: list = []
+    original = Store._raw_records
+    monkeypatch.setattr(Store, "_raw_records", lambda self, refs: calls.append(refs) or original(self, refs))
+    return calls
+
+
+def test_a_refresh_reads_the_records_of_the_changes_the_catalogue_has_not_taken_in_and_no_others(
+        seeds_archive, embedder, tmp_path, monkeypatch):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    assert len(manifest(archive.store)["changes"]) == 1  # the seeds' ingest: one batch, one change
+    other = Store(StoreConfig(index_dir=tmp_path / "index"))  # another process sharing the store
+    other.watch(other.generation())
+    written_by_another_process(other, "10 000 001", embedder)
+    other.delete_decision("24 000 184")
+    assert len(other.logged) == 2
+
+    calls = records_read(monkeypatch)
+    assert cat.refresh(archive.store)
+    assert calls[0] == ["10 000 001", "24 000 184"]  # not None: every record
+    # then the new decision's again, before and after its vectors are read (``Store.vectors_of``)
+    assert calls[1:] == [["10 000 001"], ["10 000 001"]]
+    taken = manifest(archive.store)["changes"]
+    assert len(taken) == 3 and set(other.logged) <= set(taken)
+    c = cat.Catalogue.load(archive.store)
+    assert set(c.decisions) == {"10 000 001", "24 016 809"}
+
+    calls.clear()
+    assert not cat.refresh(archive.store, force=False)  # the generation has not moved: nothing read
+    assert calls == []
+
+
+def test_a_write_under_way_during_a_refresh_is_taken_in_by_the_next(seeds_archive, embedder, tmp_path, monkeypatch):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    writer = Store(StoreConfig(index_dir=tmp_path / "index"))
+    during: dict = {}
+    mark_done = Store._mark_done
+
+    def refresh_first(self, fields):  # the reader refreshes after the windows are written, before "done"
+        if self is writer and not during:
+            cat.refresh(archive.store)
+            during["changes"] = manifest(archive.store)["changes"]
+            during["decisions"] = set(cat.Catalogue.load(archive.store).decisions)
+        mark_done(self, fields)
+
+    monkeypatch.setattr(Store, "_mark_done", refresh_first)
+    written_by_another_process(writer, "10 000 001", embedder)
+    [token] = writer.logged
+    assert token not in during["changes"] and "10 000 001" not in during["decisions"]
+
+    calls = records_read(monkeypatch)
+    assert cat.refresh(archive.store)
+    assert calls[0] == ["10 000 001"]
+    assert token in manifest(archive.store)["changes"]
+    assert "10 000 001" in cat.Catalogue.load(archive.store).decisions
+
+
+def test_a_catalogue_that_has_taken_in_no_change_reads_every_record_once(seeds_archive, embedder, tmp_path,
+                                                                          monkeypatch):
+    # A catalogue saved before the store kept a log: it cannot know what the log leaves out.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    saved = manifest(archive.store)
+    del saved["changes"]
+    (archive.store.catalogue_dir / "manifest.json").write_text(json.dumps(saved))
+    other = Store(StoreConfig(index_dir=tmp_path / "index"))
+    written_by_another_process(other, "10 000 001", embedder)
+
+    calls = records_read(monkeypatch)
+    assert cat.refresh(archive.store)
+    assert calls[0] is None  # every record
+    assert len(manifest(archive.store)["changes"]) == 2
+    written_by_another_process(other, "10 000 002", embedder)
+    calls.clear()
+    assert cat.refresh(archive.store)
+    assert calls[0] == ["10 000 002"]
+    assert {"10 000 001", "10 000 002"} <= set(cat.Catalogue.load(archive.store).decisions)
+
+
+def change(kind: str, at: float, token: str = "this") -> Change:
+    return Change(token, kind, ("10 000 001",), at)
+
+
+def record(written: str, status: str = "done") -> DecisionRecord:
+    return DecisionRecord("10 000 001", "hash", "", status, 3, "summary,1-2", written)
+
+
+@pytest.mark.parametrize("kind, stored, known, expected", [
+    ("write", record("this"), {}, True),  # written and complete
+    ("write", record("this", "writing"), {}, False),  # under way
+    ("write", record("earlier"), {"earlier": change("write", 1.0, "earlier")}, False),  # not begun
+    ("write", record("from before the log"), {}, False),  # not begun
+    ("write", record("later"), {"later": change("write", 9.0, "later")}, True),  # rewritten since
+    ("write", None, {"later": change("remove", 9.0, "later")}, True),  # removed since
+    ("write", None, {"earlier": change("remove", 1.0, "earlier")}, False),  # not begun
+    ("remove", None, {}, True),  # removed
+    ("remove", record("this", "writing"), {}, False),  # under way
+    ("remove", record("earlier"), {"earlier": change("write", 1.0, "earlier")}, False),  # not begun
+    ("remove", record("later"), {"later": change("write", 9.0, "later")}, True),  # written again since
+])
+def test_a_change_is_taken_in_once_it_ended_or_a_later_change_of_its_decision_came_after(kind, stored, known, expected):
+    this = change(kind, 5.0)
+    records = {} if stored is None else {"10 000 001": stored}
+    assert cat._taken_in(this, records, {**known, "this": this}, kept_out=set()) is expected
+
+
+def test_a_written_decision_kept_out_of_the_catalogue_leaves_its_change_to_be_looked_at_again():
+    # Left out because another process was rewriting it as its vectors were read.
+    assert not cat._taken_in(change("write", 5.0), {"10 000 001": record("this")}, {}, kept_out={"10 000 001"})

@@ -651,7 +651,7 @@ def test_recording_a_moved_file_keeps_a_rewrite_another_process_began_meanwhile(
     def rewrite_begun_after_the_look(col, *args, **kwargs):
         got = looked(col, *args, **kwargs)
         monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", looked)
-        other._mark_writing([(rewrite.decision, len(rewrite.passages), "summary,1,2*2,3")])
+        other._mark_writing([(rewrite.decision, len(rewrite.passages), "summary,1,2*2,3")], "rewrite")
         return got
 
     monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", rewrite_begun_after_the_look)
