@@ -40,7 +40,7 @@ from index.passage import SUMMARY, aliases_in, passage_fields, passages_of
 from index.segment import (Columns, Part, Segment, spans, boilerplate_text, columns_of_parts, columns_of_segment,
                            columns_of_writes, concatenate, dot_rows, part_of, parts_of_writes, take_rows, texts_of,
                            write_segment)
-from index.store import REMOVE, Change, DecisionRecord, Store, StoredPassage, window_id
+from index.store import DecisionRecord, Store, StoredPassage, window_id
 
 log = logging.getLogger(__name__)
 
@@ -291,18 +291,18 @@ def in_step(store: Store, generation: str) -> bool:
 def mark_in_step(store: Store, generation: str, from_empty: bool = False) -> None:
     """Record that the catalogue holds what the store holds at ``generation`` (an ingest that
     added a segment for everything it wrote, and saw no other writer, says so), and has taken in
-    the changes ``store`` logged: with those it had taken in, or alone when the ingest began with
-    the store and the catalogue empty (a catalogue that has taken in none reads every record once).
-    Nothing is written when the manifest says so already: a rewritten manifest makes serving
-    processes reload the catalogue."""
+    the changes ``store`` logged (all ended when it says so): with those it had taken in from the
+    same log, or alone when the ingest began with the store and the catalogue empty (a catalogue
+    that has taken in none reads every record once). Nothing is written when the manifest says so
+    already: a rewritten manifest makes serving processes reload the catalogue."""
+    log_id = store.log_identity()
     with _locked(store.catalogue_dir) as manifest:
-        taken = manifest.get("changes")
-        if taken is not None or from_empty:
-            taken = sorted(set(taken or ()) | set(store.logged))
-        if manifest.get("store_generation") != generation or manifest.get("changes") != taken:
-            manifest["store_generation"] = generation
-            if taken is not None:
-                manifest["changes"] = taken
+        before = dict(manifest)
+        manifest["store_generation"] = generation
+        if log_id is not None and (from_empty or ("changes" in manifest and manifest.get("log") == log_id)):
+            manifest["changes"] = sorted(set(() if from_empty else manifest["changes"]) | set(store.logged))
+            manifest["log"] = log_id
+        if manifest != before:
             _write_manifest(store.catalogue_dir, manifest)
 
 
@@ -312,24 +312,26 @@ def refresh(store: Store, force: bool = False) -> bool:
 
     Without ``force`` nothing is read when the store's generation is the one the catalogue was
     last reconciled with. Otherwise only the records of the decisions of the changes in the
-    store's log the catalogue has not taken in are read (``index.store.CHANGES``); every record
-    when it has taken in none yet (a catalogue made before the log, or the store of a version that
-    kept none), or with ``force``."""
+    store's log that the catalogue has not taken in are read (``index.store.CHANGES``); every
+    record when it has taken in none of this log (a catalogue made before the log, a log made
+    again by ``--rebuild``, the store of a version that kept none), or with ``force``."""
     folder = store.catalogue_dir
     generation = store.generation()
     manifest = _read_manifest(folder)
     if not force and manifest is not None and generation and manifest.get("store_generation") == generation:
         return False
-    # The log before the records: a change logged after they are read is taken in next time.
-    tokens = store.change_tokens()
-    partial = tokens is not None and not force and manifest is not None and "changes" in manifest
-    taken = set(manifest["changes"]) if partial else set()
-    changes = store.changes(t for t in tokens or () if t not in taken)
+    # The log before the records: a change that ends after they are read is taken in next time.
+    # The records of changes not ended are read too (a decision being written, or left half
+    # written, is kept out of searches, as it is by reading every record), but those are taken in
+    # only once they have ended: a write logged before another and ended after it is read again.
+    log_id, ended, running = store.change_log() or (None, [], [])
+    partial = (log_id is not None and not force and manifest is not None and "changes" in manifest
+               and manifest.get("log") == log_id)
+    new = [t for t in ended if t not in set(manifest["changes"])] if partial else ended
+    changes = store.changes([*new, *running]) if partial else {}  # every record is read otherwise
     touched = sorted({ref for c in changes.values() for ref in c.references}) if partial else None
     records = store.records(touched)
     complete = {ref: r for ref, r in records.items() if r.complete}
-    # The changes the records name, for which of two changes of a decision came later.
-    known = {**store.changes(r.written for r in records.values() if r.written and r.written not in changes), **changes}
     changed = False
     with _locked(folder) as manifest:
         status = _liveness(folder, manifest)
@@ -357,40 +359,27 @@ def refresh(store: Store, force: bool = False) -> bool:
             changed = True
         if changed:
             _merge_if_many(folder, manifest)
-        kept_out = set(missing) - added
-        now_taken = sorted(taken | {t for t, c in changes.items() if _taken_in(c, records, known, kept_out)})
-        if tokens is None:
+        if log_id is None:
             manifest.pop("changes", None)
+            manifest.pop("log", None)
         else:
-            changed_log, manifest["changes"] = manifest.get("changes") != now_taken, now_taken
+            # A decision left out (being written again as its vectors were read) leaves its change
+            # to be taken in again. What this process saved meanwhile counts too (an ingest's
+            # ``mark_in_step`` in the same folder).
+            kept_out = set(missing) - added
+            if kept_out and not partial:
+                changes = store.changes(new)
+            now = {t for t in new if not kept_out.intersection(changes[t].references)} if kept_out else set(new)
+            if manifest.get("log") == log_id and partial:
+                now |= set(manifest.get("changes", ()))
+            now_taken = sorted(now)
+            changed_log = manifest.get("changes") != now_taken or manifest.get("log") != log_id
+            manifest["changes"], manifest["log"] = now_taken, log_id
             changed = changed or changed_log
         if changed or manifest.get("store_generation") != generation or not (folder / MANIFEST).exists():
             manifest["store_generation"] = generation
             _write_manifest(folder, manifest)
     return changed
-
-
-def _taken_in(change: Change, records: dict[str, DecisionRecord], known: dict[str, Change],
-              kept_out: set[str]) -> bool:
-    """Whether the catalogue now holds what ``change`` did to each of its decisions: the write
-    completed and taken in, or the removal done; or a later change of the decision came after it
-    (taken in in its turn). Not while the change is under way, nor before it has begun (its
-    decision's record still another, earlier change's), so that it is looked at again."""
-    for ref in change.references:
-        record = records.get(ref)
-        if record is not None and record.written == change.token:
-            if change.kind == REMOVE or not record.complete or ref in kept_out:
-                return False  # under way (a removed decision's record is gone), or being rewritten
-            continue
-        if record is None:
-            if change.kind == REMOVE or any(c.kind == REMOVE and ref in c.references and c.at > change.at
-                                            for c in known.values()):
-                continue  # removed, by this change or a later one
-            return False  # a write not begun
-        later = known.get(record.written)
-        if later is None or later.at <= change.at:
-            return False  # the record is an earlier change's: this one has not reached it yet
-    return True
 
 
 # -- the loaded view ---------------------------------------------------------------------------------

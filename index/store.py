@@ -23,7 +23,6 @@ import uuid
 import zlib
 import logging
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -53,9 +52,12 @@ SHARD_WINDOWS = 200_000
 SHARD_HELD = "windows"
 DECISIONS = "ombudsman-decisions"
 # The store's change log: an entry for each write of a batch of decisions and each removal, named
-# by its token (the records a write marks carry it as ``written``), with the references it touches
-# and when it began. A process whose catalogue has taken in some entries reads the records of the
-# others' references only, not every record (which carry their decisions' JSON: 9 s for 53,000).
+# by its token (the records a write marks carry it as ``written``), with the references it touches,
+# logged before the change begins and marked ``ended`` once it has (before the generation moves
+# for the last time). A process whose catalogue has taken in some entries reads the records of the
+# references of the others, not every record (each carries its decision's JSON: 9 s for 53,000).
+# One that never ends (its writer killed) is read at every reconciliation: its records, left
+# "writing", keep the decisions out of searches until an ingest repairs them (another change).
 CHANGES = "ombudsman-changes"
 WRITE, REMOVE = "write", "remove"
 # Version of the record layout; an index written with another layout is refused with a message to
@@ -117,7 +119,6 @@ class Change:
     token: str
     kind: str  # WRITE or REMOVE
     references: tuple[str, ...]
-    at: float  # when it began, by the writer's clock: which of two changes of a decision is later
 
 
 @dataclass(frozen=True)
@@ -458,27 +459,43 @@ class Store:
             self.check_model(label)
         return self._passages
 
+    def _changes_collection(self):
+        return self.client.get_or_create_collection(CHANGES, embedding_function=None, metadata={"schema": SCHEMA})
+
     def _log(self, kind: str, references: list[str]) -> str:
-        """Log a change (before it is made: see ``CHANGES``) and return its token."""
+        """Log a change before it begins (see ``CHANGES``) and return its token."""
         token = uuid.uuid4().hex
-        col = self.client.get_or_create_collection(CHANGES, embedding_function=None, metadata={"schema": SCHEMA})
-        col.upsert(ids=[token], embeddings=[[1.0]],
-                   metadatas=[{"kind": kind, "refs": "\n".join(references), "at": time.time()}])
+        self._changes_collection().upsert(ids=[token], embeddings=[[1.0]],
+                                          metadatas=[{"kind": kind, "refs": "\n".join(references), "ended": False}])
         self.logged.append(token)
         return token
 
-    def change_tokens(self) -> list[str] | None:
-        """The tokens of every logged change; None when the store has no log (written by a version
-        that kept none, whose writes only reading every record finds)."""
+    def _ended(self, token: str) -> None:
+        """Mark a logged change ended: its records are as it leaves them."""
+        self._changes_collection().update(ids=[token], metadatas=[{"ended": True}])
+
+    def change_log(self) -> tuple[str, list[str], list[str]] | None:
+        """The log's identity (a log made again, as by ``--rebuild``, has another), the tokens of
+        the changes that have ended and of those that have not (under way, or their writer killed);
+        None when the store has no log (written by a version that kept none, whose writes only
+        reading every record finds)."""
         col = self._existing(CHANGES)
-        return None if col is None else [t for got in self._pages(col, include=[]) for t in got["ids"]]
+        if col is None:
+            return None
+        ended, running = ([t for got in self._pages(col, where={"ended": done}, include=[]) for t in got["ids"]]
+                          for done in (True, False))
+        return str(col.id), ended, running
+
+    def log_identity(self) -> str | None:
+        col = self._existing(CHANGES)
+        return None if col is None else str(col.id)
 
     def changes(self, tokens: Iterable[str]) -> dict[str, Change]:
         """The logged changes of these tokens (those logged), by token."""
         tokens, col = sorted(set(tokens)), self._existing(CHANGES)
         if not tokens or col is None:
             return {}
-        return {t: Change(t, md["kind"], tuple(r for r in md["refs"].split("\n") if r), float(md["at"]))
+        return {t: Change(t, md["kind"], tuple(r for r in md["refs"].split("\n") if r))
                 for got in self._by_ids(col, tokens, include=["metadatas"])
                 for t, md in zip(got["ids"], got["metadatas"])}
 
@@ -602,11 +619,16 @@ class Store:
                   if md.get("status") == DONE and md.get("content_hash") == hashes.get(ref)}
         owner = {rid: ref for ref, md in before.items()
                  for rid in unpack_windows(reference_slug(ref), md.get("window_ids", ""))}
+        shards = {col.name: col for col in self._shards()} if owner else {}
+        wanted: dict[str, list[str]] = {}  # shard -> window ids; "" for a record naming none (older)
+        for rid, ref in owner.items():
+            wanted.setdefault(before[ref].get("shard", "") if before[ref].get("shard") in shards else "", []).append(rid)
         out: dict[str, dict[str, np.ndarray]] = {}
-        for col in self._shards() if owner else []:
-            for got in self._by_ids(col, list(owner), include=["embeddings"]):
-                for rid, vector in zip(got["ids"], got["embeddings"]):
-                    out.setdefault(owner[rid], {})[rid] = np.asarray(vector, dtype=np.float32)
+        for name, rids in wanted.items():
+            for col in [shards[name]] if name else shards.values():
+                for got in self._by_ids(col, rids, include=["embeddings"]):
+                    for rid, vector in zip(got["ids"], got["embeddings"]):
+                        out.setdefault(owner[rid], {})[rid] = np.asarray(vector, dtype=np.float32)
         after = self._raw_records(list(out))
         return {ref: found for ref, found in out.items()
                 if after.get(ref, {}).get("status") == DONE and after[ref].get("written") == before[ref].get("written")}
@@ -626,9 +648,10 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _mark_writing(self, batch: list[tuple[Decision, int, str]], written: str) -> None:
+    def _mark_writing(self, batch: list[tuple[Decision, int, str]], written: str, shard: str) -> None:
         """Write the records (decision, passages, ``window_ids``) with their JSON, marked "writing",
-        under the ``written`` token of the change that writes them."""
+        under the ``written`` token of the change that writes them, naming the ``shard`` their
+        windows go to (reading a decision's vectors from the others would load their graphs)."""
         col = self.decisions_collection
         for k in range(0, len(batch), self.max_batch):
             part = batch[k : k + self.max_batch]
@@ -637,7 +660,7 @@ class Store:
             # Chroma's CPU over 3,000 records written and marked done, `python -m eval.chroma_costs`).
             metadatas = [{"ref": d.reference, "content_hash": d.content_hash, "source": absolute_source(d.source),
                           "status": WRITING, "paragraphs": n, "window_ids": windows, "written": written,
-                          "json": pack_json(d)} for d, n, windows in part]
+                          "shard": shard, "json": pack_json(d)} for d, n, windows in part]
             col.upsert(ids=[d.slug for d, _, _ in part], embeddings=[[1.0]] * len(part), metadatas=metadatas)
 
     def _mark_done(self, fields: dict[str, dict[str, Any]]) -> None:
@@ -672,13 +695,13 @@ class Store:
         # A replaced decision's record names its present windows with the new ones until those are
         # all written, so that a write killed half-way leaves a record naming every window to delete.
         written = self._log(WRITE, [w.decision.reference for w in batch])
+        col, held = self._write_shard(label, len(ids))
         self._mark_writing([(w.decision, len(w.passages), _joined_windows(old.get(w.decision.slug, ""), windows[w.decision.slug]))
-                            for w in batch], written)
+                            for w in batch], written, col.name)
         self._bump()  # a write begun changes the generation too: one killed before its end is reconciled
         if old:
             self._delete_windows([rid for slug, packed in old.items() for rid in unpack_windows(slug, packed)])
         vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
-        col, held = self._write_shard(label, len(ids))
         for k in range(0, len(ids), self.max_batch):
             m = k + self.max_batch
             # upsert, not add: Chroma's add keeps the vector of an id already there (a window another
@@ -687,6 +710,7 @@ class Store:
             col.upsert(ids=ids[k:m], embeddings=vectors[k:m])
         self._record_held(col, held + len(ids))
         self._mark_done({slug: {"window_ids": windows[slug]} if slug in old else {} for slug in windows})
+        self._ended(written)
         self._bump()
 
     def move_source(self, reference: str, source: str) -> None:
@@ -701,12 +725,14 @@ class Store:
         half-way leaves a record the next ingest repairs, never a complete one without passages."""
         ref, slug = normalise_reference(reference), reference_slug(reference)
         record = self._raw_records([ref]).get(ref)
-        if record is not None:
-            removal = self._log(REMOVE, [ref])
+        removal = self._log(REMOVE, [ref]) if record is not None else None
+        if removal is not None:
             self.decisions_collection.update(ids=[slug], metadatas=[{"status": WRITING, "written": removal}])
             self._bump()
             self._delete_windows(unpack_windows(slug, record.get("window_ids", "")))
         self.decisions_collection.delete(ids=[slug])
+        if removal is not None:
+            self._ended(removal)
         self._bump()
         self._expected = None  # a removal is not in the catalogue's new segments: ``only_ours`` says no
 

@@ -17,7 +17,7 @@ from index.config import SEEDS_DIR, StoreConfig
 from index.ingest import ADDED, FAILED, ingest
 from index.parse import parse_file, parse_text
 from index.passage import passages_of
-from index.store import PASSAGES, Change, DecisionRecord, DecisionWrite, Store, StoreError
+from index.store import PASSAGES, DecisionWrite, Store, StoreError
 from rag.archive import Archive
 
 
@@ -516,33 +516,101 @@ def test_a_catalogue_that_has_taken_in_no_change_reads_every_record_once(seeds_a
     assert {"10 000 001", "10 000 002"} <= set(cat.Catalogue.load(archive.store).decisions)
 
 
-def change(kind: str, at: float, token: str = "this") -> Change:
-    return Change(token, kind, ("10 000 001",), at)
+def rewritten(store: Store, ref: str, embedder, words: str) -> None:
+    """``ref`` written again by ``store`` with ``words`` added to its last paragraph."""
+    d = parse_text(NEW_DECISION.format(ref=ref).replace("agreed to apologise.", f"agreed to apologise. {words}"))
+    passages = passages_of(d)
+    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
+    store.write_decisions([DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))],
+                          embedder.label)
 
 
-def record(written: str, status: str = "done") -> DecisionRecord:
-    return DecisionRecord("10 000 001", "hash", "", status, 3, "summary,1-2", written)
+def held_and_stored(archive: Archive, ref: str) -> tuple[str | None, str | None]:
+    """The content hash of ``ref`` in the catalogue (refreshed) and complete in the store."""
+    held = cat.Catalogue.load(archive.store).decisions.get(ref, {}).get("content_hash")
+    record = archive.store.records([ref]).get(ref)
+    return held, record.content_hash if record is not None and record.complete else None
 
 
-@pytest.mark.parametrize("kind, stored, known, expected", [
-    ("write", record("this"), {}, True),  # written and complete
-    ("write", record("this", "writing"), {}, False),  # under way
-    ("write", record("earlier"), {"earlier": change("write", 1.0, "earlier")}, False),  # not begun
-    ("write", record("from before the log"), {}, False),  # not begun
-    ("write", record("later"), {"later": change("write", 9.0, "later")}, True),  # rewritten since
-    ("write", None, {"later": change("remove", 9.0, "later")}, True),  # removed since
-    ("write", None, {"earlier": change("remove", 1.0, "earlier")}, False),  # not begun
-    ("remove", None, {}, True),  # removed
-    ("remove", record("this", "writing"), {}, False),  # under way
-    ("remove", record("earlier"), {"earlier": change("write", 1.0, "earlier")}, False),  # not begun
-    ("remove", record("later"), {"later": change("write", 9.0, "later")}, True),  # written again since
-])
-def test_a_change_is_taken_in_once_it_ended_or_a_later_change_of_its_decision_came_after(kind, stored, known, expected):
-    this = change(kind, 5.0)
-    records = {} if stored is None else {"10 000 001": stored}
-    assert cat._taken_in(this, records, {**known, "this": this}, kept_out=set()) is expected
+def test_a_write_logged_first_but_ended_last_is_taken_in_when_it_ends(seeds_archive, embedder, tmp_path, monkeypatch):
+    # The first writer logs its change, then a second writes the same decision from start to end
+    # and the catalogue takes that in, then the first writes: the catalogue ends with the first's.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    first, second = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(2))
+    mark_writing = Store._mark_writing
+
+    def overtaken(self, *args):
+        if self is first and not second.logged:
+            rewritten(second, "10 000 001", embedder, "Second.")
+            cat.refresh(archive.store)
+        return mark_writing(self, *args)
+
+    monkeypatch.setattr(Store, "_mark_writing", overtaken)
+    rewritten(first, "10 000 001", embedder, "First.")
+    cat.refresh(archive.store)
+    held, stored = held_and_stored(archive, "10 000 001")
+    assert held == stored and stored is not None
+    assert "First." in archive.retriever.search("agreed to apologise", k=1, within={"10 000 001"}, mode="bm25")[0].text
 
 
-def test_a_written_decision_kept_out_of_the_catalogue_leaves_its_change_to_be_looked_at_again():
-    # Left out because another process was rewriting it as its vectors were read.
-    assert not cat._taken_in(change("write", 5.0), {"10 000 001": record("this")}, {}, kept_out={"10 000 001"})
+def test_a_removal_overtaken_by_a_write_leaves_the_decision_out_once_it_ends(seeds_archive, embedder, tmp_path,
+                                                                              monkeypatch):
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    remover, writer = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(2))
+    rewritten(writer, "10 000 001", embedder, "Once.")
+    cat.refresh(archive.store)
+    log = Store._log
+
+    def write_meanwhile(self, kind, refs):
+        token = log(self, kind, refs)
+        if self is remover:  # logged, not yet begun: a write of the decision starts and ends
+            rewritten(writer, "10 000 001", embedder, "Again.")
+            cat.refresh(archive.store)
+        return token
+
+    monkeypatch.setattr(Store, "_log", write_meanwhile)
+    remover.delete_decision("10 000 001")
+    cat.refresh(archive.store)
+    assert held_and_stored(archive, "10 000 001") == (None, None)
+
+
+def test_a_catalogue_takes_in_a_log_made_again_by_a_rebuild_by_reading_every_record(seeds_archive, embedder, tmp_path):
+    # Another process rebuilds the store from one of the two seeds while this one is not looking.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    mine = tmp_path / "my-catalogue"
+    shutil.copytree(archive.store.catalogue_dir, mine)
+    ingest([SEEDS_DIR / "24-016-809.txt"], archive.store, embedder, rebuild=True)
+    shutil.rmtree(archive.store.catalogue_dir)
+    shutil.copytree(mine, archive.store.catalogue_dir)
+    archive.store.reopen()
+    assert held_and_stored(archive, "24 000 184") == (None, None)
+    assert held_and_stored(archive, "24 016 809")[0] is not None
+
+
+def test_a_change_that_never_ends_keeps_its_decisions_out_until_a_repair_ends(seeds_archive, embedder, tmp_path,
+                                                                               monkeypatch):
+    # Its writer was killed after the windows, before "done": the records stay "writing".
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    killed = Store(StoreConfig(index_dir=tmp_path / "index"))
+    written_by_another_process(killed, "10 000 001", embedder)
+    cat.refresh(archive.store)
+    assert "10 000 001" in cat.Catalogue.load(archive.store).decisions
+    monkeypatch.setattr(Store, "_mark_done", lambda self, fields: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):
+        rewritten(killed, "10 000 001", embedder, "Half written.")
+    monkeypatch.undo()
+    dead = killed.logged[-1]
+    for _ in range(2):  # looked at again each time, never taken in
+        calls = records_read(monkeypatch)
+        killed._bump()  # another process's write elsewhere moves the generation
+        cat.refresh(archive.store)
+        assert calls[0] == ["10 000 001"]
+        assert dead not in manifest(archive.store)["changes"]
+        assert "10 000 001" not in cat.Catalogue.load(archive.store).decisions
+        monkeypatch.undo()
+
+    repair = Store(StoreConfig(index_dir=tmp_path / "index"))
+    rewritten(repair, "10 000 001", embedder, "Repaired.")
+    cat.refresh(archive.store)
+    held, stored = held_and_stored(archive, "10 000 001")
+    assert held == stored and stored is not None and repair.logged[0] in manifest(archive.store)["changes"]

@@ -25,7 +25,7 @@ from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.ingest import ADDED, FAILED, REMOVED, REPAIRED, REPLACED, UNCHANGED, ingest
 from index.parse import parse_file, parse_text
 from index.passage import passages_of
-from index.store import DecisionWrite, Store, StoreError, pack_windows, passage_of_window, unpack_windows, window_id
+from index.store import PASSAGES, DecisionWrite, Store, StoreError, pack_windows, passage_of_window, unpack_windows, window_id
 from rag.archive import Archive
 from ui.cli import main
 
@@ -506,6 +506,18 @@ def test_window_vectors_spread_over_collections_are_read_replaced_and_pruned_in_
     assert [c.count() for c in store._shards()] == [19, 14]
     assert [c.metadata[store_module.SHARD_HELD] for c in store._shard_collections()] == [19, 14]
     assert_consistent(store)
+    # A record names the collection of its windows, so another process taking a decision's vectors
+    # into its catalogue reads that one only (reading vectors loads a collection's graph).
+    records = store._raw_records(["24 000 184", "24 016 809"])
+    assert [records[ref]["shard"] for ref in ("24 016 809", "24 000 184")] == [store_module.PASSAGES,
+                                                                             f"{store_module.PASSAGES}-1"]
+    read, get = [], chromadb.api.models.Collection.Collection.get
+    monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get",
+                        lambda col, *a, **kw: read.append((col.name, kw.get("include"))) or get(col, *a, **kw))
+    vectors = store.vectors_of({"24 000 184": records["24 000 184"]["content_hash"]})
+    monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", get)
+    assert len(vectors["24 000 184"]) == 14
+    assert [name for name, include in read if include == ["embeddings"]] == [f"{store_module.PASSAGES}-1"]
 
     text = (source / "24-016-809.txt").read_text(encoding="utf-8")
     (source / "24-016-809.txt").write_text(text.replace("strategy meeting", "strategy discussion", 1), encoding="utf-8")
@@ -651,7 +663,7 @@ def test_recording_a_moved_file_keeps_a_rewrite_another_process_began_meanwhile(
     def rewrite_begun_after_the_look(col, *args, **kwargs):
         got = looked(col, *args, **kwargs)
         monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", looked)
-        other._mark_writing([(rewrite.decision, len(rewrite.passages), "summary,1,2*2,3")], "rewrite")
+        other._mark_writing([(rewrite.decision, len(rewrite.passages), "summary,1,2*2,3")], "rewrite", PASSAGES)
         return got
 
     monkeypatch.setattr(chromadb.api.models.Collection.Collection, "get", rewrite_begun_after_the_look)
