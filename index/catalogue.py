@@ -138,7 +138,13 @@ def add_parts(store: Store, parts: list[Part], store_generation: str | None = No
 
 def add_columns(store: Store, columns: list[Columns], store_generation: str | None = None) -> None:
     """Add one segment of ``columns`` (of decisions just stored, batch by batch) to the catalogue of
-    ``store``."""
+    ``store``.
+
+    The changes ``store`` logged are no longer counted as taken in, and the catalogue is marked out
+    of step: another process sharing this folder may have taken them in, and a later change of
+    the same decisions (a removal), before this segment, written after, made them live again.
+    The next reconciliation reads them (an ingest that saw no other writer says it is in step
+    again with ``mark_in_step``)."""
     if not columns:
         return
     folder = store.catalogue_dir
@@ -146,6 +152,9 @@ def add_columns(store: Store, columns: list[Columns], store_generation: str | No
         _add(folder, manifest, _joined(columns))
         if store_generation is not None:
             manifest["store_generation"] = store_generation
+        if "changes" in manifest and store.logged:
+            manifest["changes"] = sorted(set(manifest["changes"]) - set(store.logged))
+            manifest["store_generation"] = ""
         _merge_if_many(folder, manifest)
         _write_manifest(folder, manifest)
 
@@ -320,20 +329,24 @@ def refresh(store: Store, force: bool = False) -> bool:
     manifest = _read_manifest(folder)
     if not force and manifest is not None and generation and manifest.get("store_generation") == generation:
         return False
-    # The log before the records: a change that ends after they are read is taken in next time.
-    # The records of changes not ended are read too (a decision being written, or left half
-    # written, is kept out of searches, as it is by reading every record), but those are taken in
-    # only once they have ended: a write logged before another and ended after it is read again.
-    log_id, ended, running = store.change_log() or (None, [], [])
-    partial = (log_id is not None and not force and manifest is not None and "changes" in manifest
-               and manifest.get("log") == log_id)
-    new = [t for t in ended if t not in set(manifest["changes"])] if partial else ended
-    changes = store.changes([*new, *running]) if partial else {}  # every record is read otherwise
-    touched = sorted({ref for c in changes.values() for ref in c.references}) if partial else None
-    records = store.records(touched)
-    complete = {ref: r for ref, r in records.items() if r.complete}
-    changed = False
+    # Under the folder's lock from the reads on: records read before another process sharing the
+    # folder saved what it read later would be applied over it.
     with _locked(folder) as manifest:
+        if not force and generation and manifest.get("store_generation") == generation:
+            return False  # that process has just done it
+        # The log before the records: a change that ends after they are read is taken in next
+        # time. The records of changes not ended are read too (a decision being written, or left
+        # half written, is kept out of searches, as it is by reading every record), but those are
+        # taken in only once they have ended: a write logged before another may end after it.
+        log_id, ended, running = store.change_log() or (None, [], [])
+        partial = log_id is not None and not force and "changes" in manifest and manifest.get("log") == log_id
+        taken = set(manifest["changes"]) if partial else set()
+        new = [t for t in ended if t not in taken]
+        changes = store.changes([*new, *running]) if partial else {}  # every record is read otherwise
+        touched = sorted({ref for c in changes.values() for ref in c.references}) if partial else None
+        records = store.records(touched)
+        complete = {ref: r for ref, r in records.items() if r.complete}
+        changed = False
         status = _liveness(folder, manifest)
         have = {rec["ref"]: rec["content_hash"] for _, seg, live in status
                 for rec, alive in zip(seg.decisions, live) if alive}
@@ -364,15 +377,13 @@ def refresh(store: Store, force: bool = False) -> bool:
             manifest.pop("log", None)
         else:
             # A decision left out (being written again as its vectors were read) leaves its change
-            # to be taken in again. What this process saved meanwhile counts too (an ingest's
-            # ``mark_in_step`` in the same folder).
+            # to be taken in again.
             kept_out = set(missing) - added
             if kept_out and not partial:
                 changes = store.changes(new)
-            now = {t for t in new if not kept_out.intersection(changes[t].references)} if kept_out else set(new)
-            if manifest.get("log") == log_id and partial:
-                now |= set(manifest.get("changes", ()))
-            now_taken = sorted(now)
+            now = {t for t in new if t in changes and not kept_out.intersection(changes[t].references)} \
+                if kept_out else set(new)
+            now_taken = sorted(now | taken)
             changed_log = manifest.get("changes") != now_taken or manifest.get("log") != log_id
             manifest["changes"], manifest["log"] = now_taken, log_id
             changed = changed or changed_log

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import chromadb
@@ -614,3 +616,69 @@ def test_a_change_that_never_ends_keeps_its_decisions_out_until_a_repair_ends(se
     cat.refresh(archive.store)
     held, stored = held_and_stored(archive, "10 000 001")
     assert held == stored and stored is not None and repair.logged[0] in manifest(archive.store)["changes"]
+
+
+def test_a_refresh_waiting_for_the_folder_reads_after_the_process_that_held_it(seeds_archive, embedder, tmp_path,
+                                                                              monkeypatch):
+    # Two processes share this catalogue folder (an app and an ingest on one machine). While a
+    # rewrite is under way, one refreshes; the other waits for the folder meanwhile, and by the
+    # time it has it the rewrite has ended and the first has taken it in.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    other_reader, writer = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(2))
+    written_by_another_process(writer, "10 000 001", embedder)
+    cat.refresh(archive.store)
+    go, at_done = threading.Event(), threading.Event()
+    mark_done = Store._mark_done
+
+    def paused(self, fields):
+        if self is writer:
+            at_done.set()
+            go.wait(60)
+        return mark_done(self, fields)
+
+    monkeypatch.setattr(Store, "_mark_done", paused)
+    rewriting = threading.Thread(target=rewritten, args=(writer, "10 000 001", embedder, "Again."))
+    rewriting.start()
+    assert at_done.wait(60)
+    locked, waited = cat._locked, []
+
+    @contextmanager
+    def after_the_other(folder):
+        if not waited:
+            waited.append(folder)
+            go.set()
+            rewriting.join()
+            assert cat.refresh(other_reader)
+        with locked(folder) as m:
+            yield m
+
+    monkeypatch.setattr(cat, "_locked", after_the_other)
+    cat.refresh(archive.store)
+    monkeypatch.setattr(cat, "_locked", locked)
+    writer._bump()  # a later change elsewhere
+    cat.refresh(archive.store)
+    held, stored = held_and_stored(archive, "10 000 001")
+    assert held == stored and stored is not None
+
+
+def test_a_segment_an_ingest_saves_after_a_refresh_took_in_a_removal_is_read_again(seeds_archive, embedder, tmp_path,
+                                                                                   monkeypatch):
+    # The ingest writes a decision; another process removes it, and an app sharing the catalogue
+    # folder takes both in; then the ingest saves its segment, which holds the decision.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    app, remover = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(2))
+    source = tmp_path / "files" / "10-000-001.txt"
+    source.parent.mkdir()
+    source.write_text(NEW_DECISION.format(ref="10 000 001"), encoding="utf-8")
+    write = Store.write_decisions
+
+    def then_removed(self, batch, label):
+        write(self, batch, label)
+        if self is archive.store:
+            remover.delete_decision("10 000 001")
+            cat.refresh(app)
+
+    monkeypatch.setattr(Store, "write_decisions", then_removed)
+    ingest([source], archive.store, embedder)
+    monkeypatch.undo()
+    assert held_and_stored(archive, "10 000 001") == (None, None)
