@@ -141,10 +141,10 @@ def add_columns(store: Store, columns: list[Columns], store_generation: str | No
     ``store``.
 
     The changes ``store`` logged are no longer counted as taken in, and the catalogue is marked out
-    of step: another process sharing this folder may have taken them in, and a later change of
-    the same decisions (a removal), before this segment, written after, made them live again.
-    The next reconciliation reads them (an ingest that saw no other writer says it is in step
-    again with ``mark_in_step``)."""
+    of step: another process sharing this folder may have taken them in already, and with them a
+    later change of the same decisions (a removal) that this segment, saved after, would undo.
+    The next reconciliation reads them again (an ingest that saw no other writer says it is in
+    step with ``mark_in_step`` instead)."""
     if not columns:
         return
     folder = store.catalogue_dir

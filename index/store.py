@@ -482,11 +482,14 @@ class Store:
         col = self._existing(CHANGES)
         if col is None:
             return None
-        ended, running = ([t for got in self._pages(col, where={"ended": done}, include=[]) for t in got["ids"]]
-                          for done in (True, False))
-        return str(col.id), ended, running
+
+        def tokens(ended: bool) -> list[str]:
+            return [t for got in self._pages(col, where={"ended": ended}, include=[]) for t in got["ids"]]
+
+        return str(col.id), tokens(True), tokens(False)
 
     def log_identity(self) -> str | None:
+        """The log's identity (see ``change_log``), None when there is no log."""
         col = self._existing(CHANGES)
         return None if col is None else str(col.id)
 
@@ -622,7 +625,8 @@ class Store:
         shards = {col.name: col for col in self._shards()} if owner else {}
         wanted: dict[str, list[str]] = {}  # shard -> window ids; "" for a record naming none (older)
         for rid, ref in owner.items():
-            wanted.setdefault(before[ref].get("shard", "") if before[ref].get("shard") in shards else "", []).append(rid)
+            shard = before[ref].get("shard", "")
+            wanted.setdefault(shard if shard in shards else "", []).append(rid)
         out: dict[str, dict[str, np.ndarray]] = {}
         for name, rids in wanted.items():
             for col in [shards[name]] if name else shards.values():
@@ -692,10 +696,10 @@ class Store:
             vecs.append(np.asarray(w.vectors, dtype=np.float32))
         old = {reference_slug(ref): md.get("window_ids", "")
                for ref, md in self._raw_records([w.decision.reference for w in batch]).items()}
-        # A replaced decision's record names its present windows with the new ones until those are
-        # all written, so that a write killed half-way leaves a record naming every window to delete.
         written = self._log(WRITE, [w.decision.reference for w in batch])
         col, held = self._write_shard(label, len(ids))
+        # A replaced decision's record names its present windows with the new ones until those are
+        # all written, so that a write killed half-way leaves a record naming every window to delete.
         self._mark_writing([(w.decision, len(w.passages), _joined_windows(old.get(w.decision.slug, ""), windows[w.decision.slug]))
                             for w in batch], written, col.name)
         self._bump()  # a write begun changes the generation too: one killed before its end is reconciled
