@@ -65,7 +65,11 @@ WRITE, REMOVE = "write", "remove"
 # the decision's JSON as the record's document, and each window's number in its metadata; schema 3
 # each window's reference and decision hash in its metadata, which cost 1.1 to 1.4 s of the 3.1 to
 # 3.4 s of CPU that Chroma took to add 16,384 windows in three runs of ``python -m eval.chroma_costs``).
-SCHEMA = "4"
+SCHEMA = "5"
+# Schema 4 is schema 5 without the change log and the records' ``shard``: it is read as it is, and
+# this version's first write marks it 5, which a version that keeps no log refuses (its writes,
+# unlogged, would never reach a catalogue that follows the log).
+READABLE = {"4", SCHEMA}
 # Chroma keeps the vectors in an HNSW graph, which the app never searches: dense search reads the
 # catalogue's copy (``index.segment``). So the graph is built cheaply, with few links and a short
 # candidate list, which matters because Chroma builds it on the cores the encoder needs during
@@ -441,7 +445,7 @@ class Store:
                     metadata={"model": label, "schema": SCHEMA, "context": passage_context(), SHARD_HELD: 0},
                 )
             schema = str((col.metadata or {}).get("schema", ""))
-            if schema != SCHEMA:
+            if schema not in READABLE:
                 raise StoreError(
                     f"the {self.config.description} was written in an older layout (schema {schema or '?'}, "
                     f"this version reads schema {SCHEMA}); rebuild it with `ombudsman ingest --rebuild PATH...`"
@@ -457,6 +461,8 @@ class Store:
             self._passages = col
         if label is not None:
             self.check_model(label)
+            if (self._passages.metadata or {}).get("schema") != SCHEMA:  # about to write: see ``READABLE``
+                self._passages.modify(metadata={**(self._passages.metadata or {}), "schema": SCHEMA})
         return self._passages
 
     def _changes_collection(self):

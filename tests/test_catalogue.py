@@ -164,6 +164,20 @@ def test_an_index_of_the_older_layout_is_refused_with_the_command_that_rebuilds_
     assert report.count(ADDED) == 2 and not report.failed
 
 
+def test_an_index_of_schema_4_is_read_as_it_is_and_marked_5_by_the_first_write(seeds_archive, embedder, tmp_path):
+    # Schema 4 is this layout without the change log; a version that keeps no log refuses 5, so
+    # that its writes, which it would not log, cannot go unseen by catalogues following the log.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    col = archive.store.passages_collection()
+    col.modify(metadata={**col.metadata, "schema": "4"})
+    reader = Store(StoreConfig(index_dir=tmp_path / "index"))
+    assert reader.passages_collection().metadata["schema"] == "4"
+    assert reader.passages_collection().metadata["model"] == embedder.label
+    written_by_another_process(Store(StoreConfig(index_dir=tmp_path / "index")), "10 000 001", embedder)
+    marked = Store(StoreConfig(index_dir=tmp_path / "index")).passages_collection().metadata
+    assert marked["schema"] == "5" and marked["model"] == embedder.label
+
+
 def test_a_file_gone_between_the_two_passes_fails_alone(tmp_path, embedder, monkeypatch):
     # Past the budget of parsed decisions kept from the first pass, files are read again when
     # their turn comes; one that went away is reported and the rest still go in.
