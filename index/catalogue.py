@@ -154,6 +154,7 @@ def add_columns(store: Store, columns: list[Columns], store_generation: str | No
             manifest["store_generation"] = store_generation
         if "changes" in manifest and store.logged:
             manifest["changes"] = sorted(set(manifest["changes"]) - set(store.logged))
+            manifest["unread"] = sorted(set(manifest.get("unread", ())) | set(store.logged))
             manifest["store_generation"] = ""
         _merge_if_many(folder, manifest)
         _write_manifest(folder, manifest)
@@ -307,10 +308,14 @@ def mark_in_step(store: Store, generation: str, from_empty: bool = False) -> Non
     log_id = store.log_identity()
     with _locked(store.catalogue_dir) as manifest:
         before = dict(manifest)
-        manifest["store_generation"] = generation
         if log_id is not None and (from_empty or ("changes" in manifest and manifest.get("log") == log_id)):
             manifest["changes"] = sorted(set(() if from_empty else manifest["changes"]) | set(store.logged))
             manifest["log"] = log_id
+        # Changes whose segment another ingest saved in this folder after someone may have taken
+        # them in (``add_columns``) are for a reconciliation to read: it stays out of step.
+        manifest["unread"] = sorted(set(manifest.get("unread", ())) - set(store.logged))
+        if not manifest["unread"]:
+            manifest["store_generation"] = generation
         if manifest != before:
             _write_manifest(store.catalogue_dir, manifest)
 
@@ -386,6 +391,7 @@ def refresh(store: Store, force: bool = False) -> bool:
             now_taken = sorted(now | taken)
             changed_log = manifest.get("changes") != now_taken or manifest.get("log") != log_id
             manifest["changes"], manifest["log"] = now_taken, log_id
+            manifest["unread"] = sorted(set(manifest.get("unread", ())) - set(now_taken))
             changed = changed or changed_log
         if changed or manifest.get("store_generation") != generation or not (folder / MANIFEST).exists():
             manifest["store_generation"] = generation

@@ -696,3 +696,36 @@ def test_a_segment_an_ingest_saves_after_a_refresh_took_in_a_removal_is_read_aga
     ingest([source], archive.store, embedder)
     monkeypatch.undo()
     assert held_and_stored(archive, "10 000 001") == (None, None)
+
+
+def test_an_ingest_in_step_leaves_another_ingests_late_segment_to_be_read(seeds_archive, embedder, tmp_path,
+                                                                          monkeypatch):
+    # Ingest B wrote a decision; an app sharing the folder took it in, and its removal by a third
+    # process. Ingest A (which saw no other writer) runs while B saves its segment, holding the
+    # decision: A's end must not say the catalogue is in step with B's segment unread.
+    archive = copy_index(seeds_archive, tmp_path / "index", embedder)
+    b, app, remover = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(3))
+    b.watch(b.generation())
+    d = parse_text(NEW_DECISION.format(ref="10 000 001"))
+    passages = passages_of(d)
+    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
+    batch = [DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))]
+    b.write_decisions(batch, embedder.label)
+    cat.refresh(app)
+    remover.delete_decision("10 000 001")
+    cat.refresh(app)
+    only_ours = Store.only_ours
+
+    def b_saves_meanwhile(self):
+        if self is archive.store:
+            cat.add_columns(b, [cat.columns_of_writes(batch, batch[0].vectors.shape[1])])
+        return only_ours(self)
+
+    monkeypatch.setattr(Store, "only_ours", b_saves_meanwhile)
+    source = tmp_path / "10-000-002.txt"
+    source.write_text(NEW_DECISION.format(ref="10 000 002"), encoding="utf-8")
+    ingest([source], archive.store, embedder)
+    monkeypatch.undo()
+    cat.refresh(b)  # B's own end
+    assert held_and_stored(archive, "10 000 001") == (None, None)
+    assert manifest(archive.store)["unread"] == []
