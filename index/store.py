@@ -255,6 +255,7 @@ class Store:
         self._client = None
         self._passages = None
         self._decisions = None
+        self._changes = None
         self.logged: list[str] = []  # the changes this Store logged since ``watch``
         # What this Store saw of the generation: ``watch`` sets the one to expect, each write of
         # ours moves it on, and a generation we did not set clears it (see ``only_ours``).
@@ -301,7 +302,7 @@ class Store:
             # Chroma shares one system per folder in a process; forget this folder's so that the
             # next client reads it from disk (clients of other folders are left alone).
             SharedSystemClient._identifier_to_system.pop(str(self.config.index_dir / "chroma"), None)
-        self._client = self._passages = self._decisions = None
+        self._client = self._passages = self._decisions = self._changes = None
 
     @property
     def catalogue_dir(self) -> Path:
@@ -466,7 +467,11 @@ class Store:
         return self._passages
 
     def _changes_collection(self):
-        return self.client.get_or_create_collection(CHANGES, embedding_function=None, metadata={"schema": SCHEMA})
+        """The log's collection (made by the first change logged), kept: two calls a batch use it."""
+        if self._changes is None:
+            self._changes = self.client.get_or_create_collection(CHANGES, embedding_function=None,
+                                                                 metadata={"schema": SCHEMA})
+        return self._changes
 
     def _log(self, kind: str, references: list[str]) -> str:
         """Log a change before it begins (see ``CHANGES``) and return its token."""
@@ -759,7 +764,7 @@ class Store:
         for name in [*reversed(self._shard_names()), DECISIONS, CHANGES]:
             if self._existing(name) is not None:
                 self.client.delete_collection(name)
-        self._passages = self._decisions = None
+        self._passages = self._decisions = self._changes = None
 
 
 def absolute_source(source: str) -> str:
