@@ -17,10 +17,12 @@ from chromadb.config import Settings
 from index import catalogue as cat
 from index.config import SEEDS_DIR, StoreConfig
 from index.ingest import ADDED, FAILED, ingest
-from index.parse import parse_file, parse_text
+from index.parse import parse_file
 from index.passage import passages_of
 from index.store import PASSAGES, DecisionWrite, Store, StoreError
 from rag.archive import Archive
+
+from conftest import decision_write
 
 
 def copy_index(archive: Archive, to: Path, embedder) -> Archive:
@@ -446,11 +448,7 @@ Final decision
 
 def written_by_another_process(store: Store, ref: str, embedder) -> None:
     """``ref`` written to the store as another process's ingest would, without this catalogue."""
-    d = parse_text(NEW_DECISION.format(ref=ref))
-    passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
-    vectors = embedder.embed([w for ws in windows for w in ws])
-    store.write_decisions([DecisionWrite(d, passages, windows, vectors)], embedder.label)
+    store.write_decisions([decision_write(NEW_DECISION.format(ref=ref), embedder)], embedder.label)
 
 
 def records_read(monkeypatch) -> list:
@@ -534,11 +532,8 @@ def test_a_catalogue_that_has_taken_in_no_change_reads_every_record_once(seeds_a
 
 def rewritten(store: Store, ref: str, embedder, words: str) -> None:
     """``ref`` written again by ``store`` with ``words`` added to its last paragraph."""
-    d = parse_text(NEW_DECISION.format(ref=ref).replace("agreed to apologise.", f"agreed to apologise. {words}"))
-    passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
-    store.write_decisions([DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))],
-                          embedder.label)
+    text = NEW_DECISION.format(ref=ref).replace("agreed to apologise.", f"agreed to apologise. {words}")
+    store.write_decisions([decision_write(text, embedder)], embedder.label)
 
 
 def held_and_stored(archive: Archive, ref: str) -> tuple[str | None, str | None]:
@@ -706,10 +701,7 @@ def test_an_ingest_in_step_leaves_another_ingests_late_segment_to_be_read(seeds_
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
     b, app, remover = (Store(StoreConfig(index_dir=tmp_path / "index")) for _ in range(3))
     b.watch(b.generation())
-    d = parse_text(NEW_DECISION.format(ref="10 000 001"))
-    passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
-    batch = [DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))]
+    batch = [decision_write(NEW_DECISION.format(ref="10 000 001"), embedder)]
     b.write_decisions(batch, embedder.label)
     cat.refresh(app)
     remover.delete_decision("10 000 001")

@@ -23,13 +23,13 @@ from click.testing import CliRunner
 
 from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.ingest import ADDED, FAILED, REMOVED, REPAIRED, REPLACED, UNCHANGED, ingest
-from index.parse import parse_file, parse_text
+from index.parse import parse_file
 from index.passage import passages_of
 from index.store import PASSAGES, DecisionWrite, Store, StoreError, pack_windows, passage_of_window, unpack_windows, window_id
 from rag.archive import Archive
 from ui.cli import main
 
-from conftest import assert_consistent
+from conftest import assert_consistent, decision_write
 
 DATA = Path(__file__).parent / "data"
 SEED_PASSAGES = {"24 016 809": 19, "24 000 184": 14}  # paragraphs plus the Summary
@@ -604,14 +604,6 @@ def test_a_replacement_killed_before_the_old_windows_go_leaves_a_record_naming_t
     assert store.window_ids() == {"10-000-001#summary", "10-000-001#1", "10-000-001#2", "10-000-001#2~1", "10-000-001#3"}
     assert store.records()["10 000 001"].window_ids == "summary,1,2*2,3"
     assert_consistent(store)
-
-
-def decision_write(text: str, embedder) -> DecisionWrite:
-    """A decision cut into windows and embedded as ingest does."""
-    d = parse_text(text)
-    passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
-    return DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))
 
 
 def test_two_processes_writing_one_decision_leave_the_last_writes_windows_and_vectors(embedder, tmp_path, monkeypatch):
