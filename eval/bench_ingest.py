@@ -1,6 +1,7 @@
 """Benchmark: ingest rate beside the raw encoder rate on the same texts, in the same run.
 
-    python -m eval.bench_ingest [--encoder auto] [--repeat 20] [--rounds 4] [--out eval/results/ingest-ENCODER.json]
+    python -m eval.bench_ingest [--encoder auto] [--repeat 20] [--rounds 4] [--also-with VAR=VALUE]
+                                [--out eval/results/ingest-ENCODER.json]
     python -m eval.bench_ingest --additions 10000,1500000 --keep DIR [--rounds 2]
 
 The texts are the seeds and the corpus, ``--repeat N`` renumbered copies of them. The default, 20
@@ -13,6 +14,11 @@ rate). Reported: the encoder alone on exactly the windows ingest embeds (paragra
 ingest (paragraphs/s, and its share of the raw rate), re-ingesting the unchanged files, and peak
 RSS. Results go to ``eval/results/ingest-ENCODER.json``, or ``ingest-ENCODER-repeat-N.json`` for
 another ``--repeat``.
+
+``--also-with VAR=VALUE`` compares a setting read from the environment (``OMBUDSMAN_PIN_ENCODER=0``,
+``OMBUDSMAN_INGEST_BATCH=2048``): every round also ingests with the variable set, the two ingests
+in turn (which goes first alternates), and reports that ingest's share beside the other's. Two
+runs of the same code move by 3 to 4 points of share; two ingests of one round, much less.
 
 ``--additions`` measures instead what adding 1,000 decisions (renumbered copies of the corpus's)
 costs an index of each size: the synthetic index of ``eval.bench_search`` (filled once in
@@ -32,7 +38,9 @@ import shutil
 import statistics
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.embedder import load_embedder
@@ -66,6 +74,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=REPEAT)
     parser.add_argument("--rounds", type=int, default=4,
                         help="alternate encoder-alone and ingest runs this many times; medians are reported")
+    parser.add_argument("--also-with", default="", metavar="VAR=VALUE",
+                        help="also ingest with this environment variable set, in every round")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON results (default eval/results/ingest-ENCODER[-repeat-N].json)")
     parser.add_argument("--additions", default="", help="index sizes (paragraphs) to add 1,000 decisions to")
@@ -78,6 +88,9 @@ def main() -> None:
         raise SystemExit(f"the corpus is not at {CORPUS}")
     from rag.archive import Archive
 
+    variable, _, value = args.also_with.partition("=")
+    if args.also_with and not (variable.strip() and "=" in args.also_with):
+        raise SystemExit(f"--also-with takes VAR=VALUE, not {args.also_with!r}")
     embedder = load_embedder(args.encoder)
     root = Path(tempfile.mkdtemp(prefix="ombudsman-ingest-"))
     try:
@@ -99,19 +112,24 @@ def main() -> None:
 
         # A shared machine's speed drifts by 10-20% over minutes, so the two are measured in
         # alternation and compared by their medians.
-        raw_rates, reports, again = [], [], None
+        raw_rates, reports, others, again = [], [], [], None
         for r in range(args.rounds):
             start = time.perf_counter()
             embedder.embed(windows)
             raw_rates.append(paragraphs / (time.perf_counter() - start))
-            archive = Archive(StoreConfig(index_dir=root / f"index-{r}"), encoder=embedder.encoder, embedder=embedder)
-            archive.store.client  # importing chromadb and opening the folder: a start-up cost, not a rate
-            reports.append(archive.ingest([files]))
-            if r == 0:
-                again = archive.ingest([files])
-            shutil.rmtree(root / f"index-{r}", ignore_errors=True)
+            for setting in ([False, True] if r % 2 == 0 else [True, False]) if args.also_with else [False]:
+                with environment(variable.strip(), value if setting else None):
+                    folder = root / f"index-{r}{'-also' if setting else ''}"
+                    archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)
+                    archive.store.client  # importing chromadb and opening the folder: a start-up cost, not a rate
+                    (others if setting else reports).append(archive.ingest([files]))
+                    if r == 0 and not setting:
+                        again = archive.ingest([files])
+                shutil.rmtree(folder, ignore_errors=True)
             print(f"  round {r + 1} of {args.rounds}: encoder alone {raw_rates[-1]:.1f} paragraphs/s, ingest "
-                  f"{reports[-1].rate:.1f} ({reports[-1].rate / raw_rates[-1]:.3f} of it)", flush=True)
+                  f"{reports[-1].rate:.1f} ({reports[-1].rate / raw_rates[-1]:.3f} of it)"
+                  + (f"; with {args.also_with} {others[-1].rate:.1f} ({others[-1].rate / raw_rates[-1]:.3f})"
+                     if others else ""), flush=True)
         raw = statistics.median(raw_rates)
         ingest_rate = statistics.median(rep.rate for rep in reports)
         report = reports[0]
@@ -133,6 +151,14 @@ def main() -> None:
             "reingest_embedded_paragraphs": again.embedded_passages,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
+        if others:
+            result["also_with"] = {
+                "setting": args.also_with,
+                "ingest_share_of_raw_rate": round(statistics.median(o.rate for o in others) / raw, 3),
+                "ingest_rates": [round(o.rate, 1) for o in others],
+                "shares_in_each_round": [round(o.rate / x, 3) for o, x in zip(others, raw_rates)],
+                "shares_without_it": [round(rep.rate / x, 3) for rep, x in zip(reports, raw_rates)],
+            }
     finally:
         shutil.rmtree(root, ignore_errors=True)
     name = f"ingest-{embedder.encoder}" + ("" if args.repeat == REPEAT else f"-repeat-{args.repeat}")
@@ -140,6 +166,23 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+@contextmanager
+def environment(variable: str, value: str | None) -> Iterator[None]:
+    """Within: ``variable`` set to ``value`` (left as it is when ``value`` is None)."""
+    if value is None:
+        yield
+        return
+    before = os.environ.get(variable)
+    os.environ[variable] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
 
 
 ADDED_DECISIONS = 1000
