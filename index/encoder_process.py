@@ -159,7 +159,7 @@ class EncoderProcess:
 
 
 def _serve(source: BinaryIO, sink: BinaryIO, model: str, pooling: str, pad_id: int, workers: int) -> None:
-    from index.onnx_encoder import _open_session, runner_threads, start_all  # the child's only model code: the parent's
+    from index.onnx_encoder import _open_session, start_all  # the child's only model code: the parent's
 
     try:
         session = _open_session(Path(model))
@@ -168,7 +168,7 @@ def _serve(source: BinaryIO, sink: BinaryIO, model: str, pooling: str, pad_id: i
         sink.flush()
         return
     dimension = int(session.get_outputs()[0].shape[-1])
-    runner = runner_threads(workers) if workers > 1 else None
+    runner = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     requests: queue.Queue = queue.Queue()
 
     def receive() -> None:  # so that the parent can send a request while the one before runs

@@ -9,7 +9,6 @@ version, so a different model version never reuses a stale export.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -42,7 +41,6 @@ OUTPUT_NAME = "last_hidden_state"
 # Order in which ``load_fastest`` tries the encoders; the eval decides whether int8 is good enough.
 DEFAULT_ORDER: tuple[str, ...] = ("onnx-int8", "onnx", "torch")
 ENCODER_ENV = "OMBUDSMAN_ENCODER"
-PIN_ENV = "OMBUDSMAN_PIN_ENCODER"  # "0": the model's threads are not kept to cores (``runner_threads``)
 
 _cache_lock = threading.Lock()  # one export at a time within a process; across processes, os.replace
 _digests: dict[tuple[str, int, int], str] = {}
@@ -316,7 +314,7 @@ class OnnxEmbedder(Embedder):
         self.session = session if session is not None else _open_session(self.path)
         self.workers = max(1, os.cpu_count() or 1)
         # Threads start on first use; an encoder that only embeds questions never starts them.
-        self._runners = runner_threads(self.workers)
+        self._runners = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ombudsman-encoder")
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
         # Fast tokenizers mutate their truncation and padding state on each call and fail with
         # "Already borrowed" when two threads call at once, so every call goes through this lock.
@@ -484,30 +482,6 @@ def run_rows(session, pieces: np.ndarray, starts: np.ndarray, rows: np.ndarray, 
     hidden = session.run([OUTPUT_NAME], {"input_ids": input_ids, "attention_mask": mask,
                                          "token_type_ids": np.zeros_like(mask)})[0]
     return pooled(hidden, mask, pooling)
-
-
-def runner_threads(workers: int) -> ThreadPoolExecutor:
-    """The threads that run the model side by side, one per core, each kept on a core of its own
-    when there are cores enough for all of them (Linux only; otherwise, if the system refuses, or
-    with ``OMBUDSMAN_PIN_ENCODER=0``, they go where the scheduler puts them). The threads start on
-    first use, and the environment is read then.
-
-    Why: while ingest's own work (parsing, the store's writes) takes a core, three threads share
-    two cores and the scheduler moves the model's runs from core to core, each move leaving the
-    run's warm cache behind. Kept on their cores, the child process embedding for ingest takes
-    less CPU for the same runs (``python -m eval.bench_ingest --also-with OMBUDSMAN_PIN_ENCODER=0``
-    compares the two in every round; README's Speed section gives the figures)."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
-    taken = itertools.count()
-
-    def keep_to_a_core() -> None:
-        if len(cores) >= workers and os.environ.get(PIN_ENV, "1").strip() != "0":
-            try:
-                os.sched_setaffinity(0, {cores[next(taken) % len(cores)]})  # 0: this thread
-            except OSError as e:  # a core taken away since (a container's limits changed)
-                log.debug("encoder thread left free to move: %s", e)
-
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ombudsman-encoder", initializer=keep_to_a_core)
 
 
 def run_all(runner: ThreadPoolExecutor | None, session, pieces: np.ndarray, starts: np.ndarray,

@@ -32,7 +32,6 @@ from index.onnx_encoder import (
     encoder_from_env,
     load_fastest,
     load_onnx,
-    runner_threads,
     start_all,
     weights_digest,
 )
@@ -411,58 +410,6 @@ def test_runs_begun_by_a_second_call_go_ahead_while_a_run_of_the_first_is_still_
         first_vectors = first()
     assert np.array_equal(first_vectors, embedder.embed(a, batch_size=4))
     assert np.array_equal(second_vectors, embedder.embed(b, batch_size=4))
-
-
-# --- the threads that run the model --------------------------------------------------------------
-
-CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
-needs_cores = pytest.mark.skipif(len(CORES) < 2, reason="threads are kept to cores only where there are two or more to choose")
-
-
-def _cores_of_each_thread(pool: ThreadPoolExecutor, threads: int) -> list[set[int]]:
-    """The cores each of ``threads`` threads of ``pool`` may run on (each takes one task: they wait
-    for one another)."""
-    together = threading.Barrier(threads)
-
-    def report() -> set[int]:
-        together.wait(timeout=10)
-        return os.sched_getaffinity(0)
-
-    try:
-        return [f.result() for f in [pool.submit(report) for _ in range(threads)]]
-    finally:
-        pool.shutdown()
-
-
-@needs_cores
-def test_each_runner_thread_keeps_to_a_core_of_its_own():
-    got = _cores_of_each_thread(runner_threads(len(CORES)), len(CORES))
-    assert sorted(got, key=min) == [{c} for c in CORES]
-    assert os.sched_getaffinity(0) == set(CORES)  # the calling thread is left as it was
-
-
-@needs_cores
-def test_runner_threads_move_freely_when_told_to_or_when_there_are_more_threads_than_cores(monkeypatch):
-    monkeypatch.setenv("OMBUDSMAN_PIN_ENCODER", "0")
-    assert _cores_of_each_thread(runner_threads(len(CORES)), len(CORES)) == [set(CORES)] * len(CORES)
-    monkeypatch.delenv("OMBUDSMAN_PIN_ENCODER")
-    more = len(CORES) + 1
-    assert _cores_of_each_thread(runner_threads(more), more) == [set(CORES)] * more
-
-
-@needs_cores
-def test_the_child_process_runs_the_model_on_threads_kept_to_a_core_each(exported, seed_paragraphs):
-    embedder = exported.int8
-    if embedder.workers > len(CORES):
-        pytest.skip(f"{embedder.workers} encoder threads for {len(CORES)} cores this process may use")
-    with embedder.bulk():
-        _ready(embedder)
-        embedder.embed_later(seed_paragraphs * 4, batch_size=2)()  # enough runs for every thread
-        child = embedder._process._child.pid
-        kept = [os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{child}/task")]
-    one_core = sorted((c for c in kept if len(c) == 1), key=min)
-    assert one_core == [{c} for c in CORES[: embedder.workers]]
-    assert all(c == set(CORES) for c in kept if len(c) > 1)  # its other threads move freely
 
 
 # --- the model in a child process, for ingest ------------------------------------------------------
