@@ -15,10 +15,11 @@ ingest (paragraphs/s, and its share of the raw rate), re-ingesting the unchanged
 RSS. Results go to ``eval/results/ingest-ENCODER.json``, or ``ingest-ENCODER-repeat-N.json`` for
 another ``--repeat``.
 
-``--also-with VAR=VALUE`` compares a setting read from the environment (``OMBUDSMAN_PIN_ENCODER=0``,
-``OMBUDSMAN_INGEST_BATCH=2048``): every round also ingests with the variable set, the two ingests
-in turn (which goes first alternates), and reports that ingest's share beside the other's. Two
-runs of the same code move by 3 to 4 points of share; two ingests of one round, much less.
+``--also-with VAR=VALUE`` compares a setting read from the environment when an ingest starts
+(``OMBUDSMAN_INGEST_BATCH=2048``, ``OMBUDSMAN_LAST_BATCH=512``): every round also ingests with the
+variable set, the two ingests in turn (which goes first alternates), and reports that ingest's
+share beside the other's, round by round: two runs of the same code move by 3 to 4 points of
+share, so a setting is compared within rounds, not across runs.
 
 ``--additions`` measures instead what adding 1,000 decisions (renumbered copies of the corpus's)
 costs an index of each size: the synthetic index of ``eval.bench_search`` (filled once in

@@ -45,7 +45,7 @@ ADDED, REPLACED, UNCHANGED, FAILED, REMOVED, REPAIRED = "added", "replaced", "un
 # copies marked): ingest at 0.81 of the encoder-alone rate with 1024, 0.88 with 4096 and 0.83
 # with 8192 (fewer, larger writes to Chroma; with 8192 the last batch's write is long and
 # overlaps nothing).
-BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_INGEST_BATCH", "4096"))
+BATCH_WINDOWS = 4096  # OMBUDSMAN_INGEST_BATCH sets another (see ``Batching``)
 # ... but a short ingest embeds about a quarter of its windows per batch (at least this many): in
 # one or two large batches, embedding and writing would run one after the other. Same command
 # with `--repeat 5` (4,200 paragraphs): 0.85 with batches of 1024, 0.82 with 4096.
@@ -66,7 +66,7 @@ FIRST_BATCH_WINDOWS = 256
 # 256-window one after it was embedded (both seen by timing the writer's calls through
 # `python -m eval.bench_ingest --encoder onnx-int8 --repeat 20`'s ingest). Full batches of 4,096
 # end with 2,304, 768 and 256.
-LAST_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_LAST_BATCH", "256"))
+LAST_BATCH_WINDOWS = 256  # OMBUDSMAN_LAST_BATCH
 TAPER = 3
 # With the model in this process, one smaller last batch only: there, writes hold up the encoder
 # (see ``index.encoder_process``) and small batches embed more slowly; halving the last batches
@@ -75,13 +75,46 @@ TAPER = 3
 LAST_BATCH_IN_PROCESS = 1024
 # ... but a first batch sent while the files are still parsed (``_EarlyBatch``) is larger: the
 # encoder embeds it while the rest are parsed and the next batch is prepared.
-EARLY_BATCH_WINDOWS = int(os.environ.get("OMBUDSMAN_EARLY_BATCH", "1024"))
+EARLY_BATCH_WINDOWS = 1024  # OMBUDSMAN_EARLY_BATCH
 # Decisions (files, or decisions to embed) from which an ingest runs the model in a child process
 # (see ``index.encoder_process``), which takes about 0.3 s to load it. `OMBUDSMAN_BULK_DECISIONS=N
 # python -m eval.bench_ingest --encoder onnx-int8 --repeat R`: 150 files (R 1), 0.717 of the
 # encoder-alone rate with the child against 0.83 without; 750 (R 5), 0.839 and 0.791 with against
 # 0.801 without; 3,000 (R 20), 0.88 to 0.91 with against 0.84 to 0.88 without.
-BULK_DECISIONS = int(os.environ.get("OMBUDSMAN_BULK_DECISIONS", "750"))
+BULK_DECISIONS = 750  # OMBUDSMAN_BULK_DECISIONS
+
+
+@dataclass(frozen=True)
+class Batching:
+    """The sizes one ingest batches by: the constants above, or what the environment sets. Read
+    when the ingest starts, not when this module is imported, so that a process that stays up
+    (the app) and a benchmark comparing two settings in one process (``eval.bench_ingest
+    --also-with``) ingest with the setting of the moment."""
+
+    full: int = BATCH_WINDOWS
+    early: int = EARLY_BATCH_WINDOWS
+    last: int = LAST_BATCH_WINDOWS
+    bulk_from: int = BULK_DECISIONS
+
+    @classmethod
+    def from_environment(cls) -> "Batching":
+        """The module's constants (as they are now), each replaced by its variable when set;
+        a value that is not a whole number of at least 1 is refused, naming the variable."""
+        return cls(_whole("OMBUDSMAN_INGEST_BATCH", BATCH_WINDOWS), _whole("OMBUDSMAN_EARLY_BATCH", EARLY_BATCH_WINDOWS),
+                   _whole("OMBUDSMAN_LAST_BATCH", LAST_BATCH_WINDOWS), _whole("OMBUDSMAN_BULK_DECISIONS", BULK_DECISIONS))
+
+
+def _whole(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{variable} must be a whole number of at least 1, not {raw!r}")
+    return value
 
 
 @dataclass
@@ -169,15 +202,16 @@ class _Writer:
     """Embeds decisions in batches large enough to keep the encoder efficient, then stores each."""
 
     def __init__(self, store: Store, embedder: EmbedderSource, label: str, report: IngestReport,
-                 progress: ProgressFn | None, total: int, started: float):
+                 progress: ProgressFn | None, total: int, started: float, batching: Batching | None = None):
         self.store, self._embedder, self.label, self.report = store, embedder, label, report
+        self.batching = batching or Batching.from_environment()
         self.progress, self.total, self.done = progress, total, 0
         self.started = started  # when the ingest began (for ``seconds_before_embedding``)
         self.pending: list[tuple[Decision, list[Passage], list[list[str]], FileResult]] = []
         self.pending_windows = 0
-        self.batch_windows = BATCH_WINDOWS
+        self.batch_windows = self.batching.full
         self.flushed = False  # whether a batch went to the encoder yet (the first one is small)
-        self.first_batch = FIRST_BATCH_WINDOWS  # EARLY_BATCH_WINDOWS when prepared early
+        self.first_batch = FIRST_BATCH_WINDOWS  # ``batching.early`` when prepared early
         self.expected: int | None = None  # windows this ingest expects to embed, if known
         self.sent = 0  # windows sent to the encoder so far
         self.sent_batch: tuple[list, Callable[[], np.ndarray]] | None = None  # sent, not yet stored
@@ -216,7 +250,7 @@ class _Writer:
         rest of the files (``_EarlyBatch``): ``decisions`` as far as the first batch reaches.
         False if they do not fill one (what was prepared is used if the plan's first batch holds
         it)."""
-        limit, windows, prepared = min(EARLY_BATCH_WINDOWS, self.batch_windows), 0, []
+        limit, windows, prepared = min(self.batching.early, self.batch_windows), 0, []
         for d in decisions:
             passages, ws = self.prepare(d)
             prepared.append((d, passages, ws))
@@ -226,7 +260,7 @@ class _Writer:
         self._early_prepared = {id(d): (d, passages, ws) for d, passages, ws in prepared}
         if windows < limit:
             return False
-        self.first_batch = EARLY_BATCH_WINDOWS  # ready at once, sent early or not
+        self.first_batch = self.batching.early  # ready at once, sent early or not
         return True
 
     def send_early(self) -> None:
@@ -258,7 +292,7 @@ class _Writer:
         if self.expected is None:
             return self.batch_windows
         left = self.expected - self.sent
-        taper = _taper(self.batch_windows) if self.embedder.embeds_elsewhere else [LAST_BATCH_IN_PROCESS]
+        taper = _taper(self.batch_windows, self.batching.last) if self.embedder.embeds_elsewhere else [LAST_BATCH_IN_PROCESS]
         after = sum(taper)  # windows left for the batches after this one
         if left >= self.batch_windows + after:
             return self.batch_windows
@@ -478,23 +512,25 @@ def expected_windows(jobs: list[_Job]) -> int | None:
     return sum(len(j.decision.paragraphs) + 1 for j in jobs if j.decision is not None)
 
 
-def _taper(full: int) -> list[int]:
+def _taper(full: int, last: int | None = None) -> list[int]:
     """The sizes of the batches that end an ingest of full batches of ``full`` windows, largest
-    first, each ``TAPER`` times the next, down to ``LAST_BATCH_WINDOWS``: 2,304, 768 and 256 after
-    batches of 4,096."""
-    sizes, size = [], max(1, LAST_BATCH_WINDOWS)
+    first, each ``TAPER`` times the next, down to ``last`` (default ``LAST_BATCH_WINDOWS``):
+    2,304, 768 and 256 after batches of 4,096."""
+    sizes, size = [], max(1, LAST_BATCH_WINDOWS if last is None else last)
     while size < full:
         sizes.insert(0, size)
         size *= TAPER
     return sizes
 
 
-def batch_windows(jobs: list[_Job]) -> int:
-    """Windows per embedding batch for these jobs (see ``SHORT_BATCH_WINDOWS``)."""
+def batch_windows(jobs: list[_Job], full: int | None = None) -> int:
+    """Windows per embedding batch for these jobs, full batches being of ``full`` (default
+    ``BATCH_WINDOWS``; see ``SHORT_BATCH_WINDOWS``)."""
+    full = BATCH_WINDOWS if full is None else full
     windows = expected_windows(jobs)
     if windows is None:
-        return BATCH_WINDOWS
-    return max(min(BATCH_WINDOWS, SHORT_BATCH_WINDOWS), min(BATCH_WINDOWS, windows // 4))
+        return full
+    return max(min(full, SHORT_BATCH_WINDOWS), min(full, windows // 4))
 
 
 _DONE = object()
@@ -579,7 +615,7 @@ class _EarlyBatch:
         if not self.prepared:
             self.candidates.append(decision)
             self.windows += len(decision.paragraphs) + 1
-            if self.windows < EARLY_BATCH_WINDOWS:
+            if self.windows < self.writer.batching.early:
                 return
             if not self.writer.embedder.may_embed_elsewhere:  # no child (torch), or it failed: the
                 self.done = True  # batches are made as in one process, the first a small one
@@ -633,6 +669,7 @@ def ingest(
     """
     start = time.perf_counter()
     report = IngestReport()
+    batching = Batching.from_environment()
     if label is None:
         if not isinstance(embedder, Embedder):
             embedder = embedder()
@@ -640,7 +677,7 @@ def ingest(
     files, failures = collect_files(paths)
     report.results.extend(failures)
     with ExitStack() as bulk:
-        long = isinstance(embedder, Embedder) and len(files) >= BULK_DECISIONS
+        long = isinstance(embedder, Embedder) and len(files) >= batching.bulk_from
         if long:  # first: the child loads the model while the store is opened and the files parsed
             bulk.enter_context(embedder.bulk())
         if rebuild:
@@ -651,7 +688,7 @@ def ingest(
         in_step = catalogue.in_step(store, generation)  # the catalogue holds what the store holds, as of now
         from_empty = in_step and not generation  # a store never written to (or dropped): it has no log either
         store.watch(generation)
-        writer = _Writer(store, embedder, label, report, progress, total=0, started=start)
+        writer = _Writer(store, embedder, label, report, progress, total=0, started=start, batching=batching)
         try:
             parsed = _first_pass(files, report, _EarlyBatch(writer, store) if long else None)
             # Only the records of the decisions in these files, and those a killed write left: an
@@ -663,8 +700,8 @@ def ingest(
             writer.total = len(seen)
             writer._tick()
             jobs = _plan(seen, records, store, writer)
-            writer.batch_windows, writer.expected = batch_windows(jobs), expected_windows(jobs)
-            if len(jobs) >= BULK_DECISIONS:
+            writer.batch_windows, writer.expected = batch_windows(jobs, batching.full), expected_windows(jobs)
+            if len(jobs) >= batching.bulk_from:
                 bulk.enter_context(writer.embedder.bulk())  # nothing new when entered above
             _write_all(jobs, writer)
         finally:

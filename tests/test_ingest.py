@@ -876,6 +876,32 @@ def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encod
     assert report.embedded_windows == 80 and report.count(ADDED) == 20
 
 
+def test_batch_sizes_set_in_the_environment_apply_to_the_next_ingest_and_a_bad_one_is_refused_by_name(
+        embedder, tmp_path, monkeypatch):
+    # Set after the module was imported, as an app that stays up or a benchmark comparing two
+    # settings sets it. The same 20 decisions of 4 windows as above, full batches of 31 windows
+    # instead of 15: a short ingest takes a quarter of its 80 windows (20) per batch, then the
+    # batch before the last takes what the last (9) leaves.
+    from index import ingest as ingest_module
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    write_small_decisions(folder, 20)
+    sizes = small_batches(monkeypatch, embedder, first=3, full=15)
+    monkeypatch.setattr(ingest_module, "LAST_BATCH_IN_PROCESS", 9)
+    monkeypatch.setenv("OMBUDSMAN_INGEST_BATCH", "31")
+    report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+    assert sizes == [4, 20, 20, 20, 8, 8]
+    assert report.count(ADDED) == 20
+
+    for bad in ("lots", "0", "-5", "2.5"):
+        monkeypatch.setenv("OMBUDSMAN_INGEST_BATCH", bad)
+        store = Store(StoreConfig(index_dir=tmp_path / f"bad-{bad}"))
+        with pytest.raises(ValueError, match=f"OMBUDSMAN_INGEST_BATCH must be a whole number of at least 1, not '{bad}'"):
+            ingest([folder], store, embedder)
+        assert store.counts() == (0, 0)
+
+
 def test_in_this_process_a_batch_is_written_while_the_next_is_embedded(embedder, tmp_path, monkeypatch):
     # With the model in this process, each batch's vectors exist when its embedding call returns:
     # the batch goes to the store writer then, not after the next batch has been embedded too.
