@@ -19,7 +19,8 @@ another ``--repeat``.
 (``OMBUDSMAN_INGEST_BATCH=2048``, ``OMBUDSMAN_LAST_BATCH=512``): every round also ingests with the
 variable set, the two ingests in turn (which goes first alternates), and reports that ingest's
 share beside the other's, round by round: two runs of the same code move by 3 to 4 points of
-share, so a setting is compared within rounds, not across runs.
+share, so a setting is compared within rounds, not across runs. Results go to
+``ingest-ENCODER-also-VAR-VALUE.json`` unless ``--out`` says otherwise.
 
 ``--additions`` measures instead what adding 1,000 decisions (renumbered copies of the corpus's)
 costs an index of each size: the synthetic index of ``eval.bench_search`` (filled once in
@@ -45,6 +46,7 @@ from typing import Iterator
 
 from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.embedder import load_embedder
+from index.ingest import Batching
 from index.parse import parse_file
 from index.passage import passages_of
 
@@ -82,6 +84,8 @@ def main() -> None:
     parser.add_argument("--additions", default="", help="index sizes (paragraphs) to add 1,000 decisions to")
     parser.add_argument("--keep", type=Path, default=None, help="with --additions: where the indexes are kept")
     args = parser.parse_args()
+    if args.additions and args.also_with:
+        raise SystemExit("--also-with compares ingests of the copies, not --additions")
     if args.additions:
         additions(args)
         return
@@ -92,6 +96,11 @@ def main() -> None:
     variable, _, value = args.also_with.partition("=")
     if args.also_with and not (variable.strip() and "=" in args.also_with):
         raise SystemExit(f"--also-with takes VAR=VALUE, not {args.also_with!r}")
+    with environment(variable.strip(), value if args.also_with else None):
+        try:
+            Batching.from_environment()  # a batch size ingest would refuse, refused before the rounds
+        except ValueError as e:
+            raise SystemExit(f"--also-with: {e}") from None
     embedder = load_embedder(args.encoder)
     root = Path(tempfile.mkdtemp(prefix="ombudsman-ingest-"))
     try:
@@ -163,6 +172,8 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     name = f"ingest-{embedder.encoder}" + ("" if args.repeat == REPEAT else f"-repeat-{args.repeat}")
+    if args.also_with:  # a comparison, not the run of the code as it is
+        name += "-also-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", args.also_with)
     args.out = args.out or PROJECT_ROOT / "eval" / "results" / f"{name}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -77,12 +77,13 @@ def chroma_server(folder: Path) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _isolated_data(tmp_path_factory, monkeypatch):
-    """No test reads or writes the project's own data folder or a user's configured index."""
+    """No test reads or writes the project's own data folder or a user's configured index, or
+    batches its ingests by sizes set in the user's shell (tests set their own)."""
     data = tmp_path_factory.getbasetemp() / "data"
     monkeypatch.setenv("OMBUDSMAN_DATA", str(data))
-    monkeypatch.delenv("OMBUDSMAN_INDEX", raising=False)
-    monkeypatch.delenv("OMBUDSMAN_CHROMA_URL", raising=False)
-    monkeypatch.delenv("OMBUDSMAN_LLM_URL", raising=False)
+    for variable in ("OMBUDSMAN_INDEX", "OMBUDSMAN_CHROMA_URL", "OMBUDSMAN_LLM_URL", "OMBUDSMAN_INGEST_BATCH",
+                     "OMBUDSMAN_EARLY_BATCH", "OMBUDSMAN_LAST_BATCH", "OMBUDSMAN_BULK_DECISIONS"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -894,6 +894,14 @@ def test_batch_sizes_set_in_the_environment_apply_to_the_next_ingest_and_a_bad_o
     assert sizes == [4, 20, 20, 20, 8, 8]
     assert report.count(ADDED) == 20
 
+    # Each of the four variables sets its own size.
+    for variable, value in (("OMBUDSMAN_INGEST_BATCH", "900"), ("OMBUDSMAN_EARLY_BATCH", "7"),
+                            ("OMBUDSMAN_LAST_BATCH", "100"), ("OMBUDSMAN_BULK_DECISIONS", "3")):
+        monkeypatch.setenv(variable, value)
+    assert ingest_module.Batching.from_environment() == ingest_module.Batching(full=900, early=7, last=100, bulk_from=3)
+    for variable in ("OMBUDSMAN_EARLY_BATCH", "OMBUDSMAN_LAST_BATCH", "OMBUDSMAN_BULK_DECISIONS"):
+        monkeypatch.delenv(variable)
+
     for bad in ("lots", "0", "-5", "2.5"):
         monkeypatch.setenv("OMBUDSMAN_INGEST_BATCH", bad)
         store = Store(StoreConfig(index_dir=tmp_path / f"bad-{bad}"))
