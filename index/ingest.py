@@ -91,10 +91,10 @@ class Batching:
     (the app) and a benchmark comparing two settings in one process (``eval.bench_ingest
     --also-with``) ingest with the setting of the moment."""
 
-    full: int = BATCH_WINDOWS
-    early: int = EARLY_BATCH_WINDOWS
-    last: int = LAST_BATCH_WINDOWS
-    bulk_from: int = BULK_DECISIONS
+    full: int  # windows in a full batch
+    early: int  # windows in a first batch sent while the files are still parsed
+    last: int  # windows in the last batch of the taper (with the child process)
+    bulk_from: int  # files (or decisions to embed) from which the model runs in a child process
 
     @classmethod
     def from_environment(cls) -> "Batching":
