@@ -745,8 +745,15 @@ class Catalogue:
             decisions.append(np.asarray(seg.passages["decision"])[alive].astype(np.int64) + (i << 32))
         if not keys:
             return {}
-        pairs = np.unique(np.rec.fromarrays([np.concatenate(keys), np.concatenate(decisions)]))
-        shared, counts = np.unique(pairs["f0"], return_counts=True)
+        # Each (key, decision) pair once, found by sorting the two columns together: the same
+        # pairs as ``np.unique`` of them as records, which sorted the records field by field in
+        # 1.42 s at 1,500,006 passages, almost half of opening the catalogue (0.24 s this way).
+        keys, decisions = np.concatenate(keys), np.concatenate(decisions)
+        order = np.lexsort((decisions, keys))
+        keys, decisions = keys[order], decisions[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = (keys[1:] != keys[:-1]) | (decisions[1:] != decisions[:-1])
+        shared, counts = np.unique(keys[first], return_counts=True)
         wanted = counts >= BOILERPLATE_MIN_DECISIONS
         self._shared_keys = shared[wanted]
         return {boilerplate_text(k): int(n) for k, n in zip(shared[wanted], counts[wanted])}
