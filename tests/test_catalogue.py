@@ -115,6 +115,45 @@ def test_segments_past_the_limit_are_merged_and_dead_copies_dropped(seeds_archiv
     assert len(c.passages) == int(c.live.sum()) == c.size - len(c.by_ref["24 000 184"])
 
 
+STANDARD = ("The law says we cannot normally investigate a complaint unless the council has had an opportunity "
+            "to deal with it first, and we expect the person to have used the council's own complaints procedure.")
+
+
+def write_decision(folder: Path, ref: str, paragraphs: list[str]) -> None:
+    body = "\n".join(f"  {n}. {text}" for n, text in enumerate(paragraphs, 1))
+    (folder / f"{ref.replace(' ', '-')}.txt").write_text(
+        f"Example Council ({ref})\n\nCategory : Housing > Homelessness\n\nDecision : Upheld\n\n"
+        f"Decision date : 01 Feb 2024\n\nSummary: Mr C complained about the decision {ref}.\n\n"
+        f"Final decision\n\n{body}\n", encoding="utf-8")
+
+
+def test_boilerplate_counts_each_live_decision_once_whatever_its_segment(embedder, tmp_path):
+    # Standard wording in four decisions, twice in the first (the second time with a tail of its
+    # own, as decisions tailor the powers they cite): four decisions, not five paragraphs.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    refs = [f"10 000 00{i}" for i in range(1, 5)]
+    write_decision(folder, refs[0], [STANDARD, STANDARD + " That applies to this complaint.", "Mr C's own story one."])
+    for i, ref in enumerate(refs[1:], 2):
+        write_decision(folder, ref, [f"Mr C's own story number {i} about his home.", STANDARD])
+    archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder, embedder=embedder)
+    assert archive.ingest([folder]).count(ADDED) == 4
+    c = cat.Catalogue.load(archive.store)
+    key = c.passages["10-000-001#1"][4]
+    assert c.passages["10-000-001#2"][4] == key == c.passages["10-000-004#2"][4]
+    assert c.boilerplate[key] == 4 and c.is_boilerplate("10-000-003#2")
+
+    # Two of them rewritten without it, in a segment of their own: their first copies are dead and
+    # no longer count, which leaves two decisions, fewer than boilerplate needs.
+    for i, ref in enumerate(refs[2:], 3):
+        write_decision(folder, ref, [f"Mr C's own story number {i} about his home, rewritten."])
+    assert archive.ingest([folder]).count("replaced") == 2
+    c = cat.Catalogue.load(archive.store)
+    assert len(manifest(archive.store)["segments"]) == 2
+    assert cat.BOILERPLATE_MIN_DECISIONS == 3 and key not in c.boilerplate
+    assert not c.is_boilerplate("10-000-002#2")
+
+
 def test_a_decision_rewritten_by_another_process_is_taken_by_refresh(seeds_archive, embedder, tmp_path):
     # Another process writing to a shared Chroma server leaves this machine's catalogue behind.
     archive = copy_index(seeds_archive, tmp_path / "index", embedder)
