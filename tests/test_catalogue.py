@@ -129,29 +129,38 @@ def write_decision(folder: Path, ref: str, paragraphs: list[str]) -> None:
 
 def test_boilerplate_counts_each_live_decision_once_whatever_its_segment(embedder, tmp_path):
     # Standard wording in four decisions, twice in the first (the second time with a tail of its
-    # own, as decisions tailor the powers they cite): four decisions, not five paragraphs.
+    # own, as decisions tailor the powers they cite): four decisions, not five paragraphs. The
+    # first decision also has a paragraph of its own whose key comes just before the standard
+    # wording's, so that in key order the standard's first decision follows a paragraph of the
+    # same decision under another key.
     folder = tmp_path / "files"
     folder.mkdir()
-    refs = [f"10 000 00{i}" for i in range(1, 5)]
-    write_decision(folder, refs[0], [STANDARD, STANDARD + " That applies to this complaint.", "Mr C's own story one."])
-    for i, ref in enumerate(refs[1:], 2):
-        write_decision(folder, ref, [f"Mr C's own story number {i} about his home.", STANDARD])
+    own = ["Mr C's garden wall fell down after the works.", "Mrs D waited months for a repair to her roof.",
+           "Ms E asked the council about her council tax bill."]
+    write_decision(folder, "10 000 001", [STANDARD, STANDARD + " That applies to this complaint.",
+                                         "The council's letter of September was unclear about the appeal."])
+    for i, text in enumerate(own, 2):
+        write_decision(folder, f"10 000 00{i}", [text, STANDARD])
     archive = Archive(StoreConfig(index_dir=tmp_path / "index"), encoder=embedder.encoder, embedder=embedder)
     assert archive.ingest([folder]).count(ADDED) == 4
     c = cat.Catalogue.load(archive.store)
     key = c.passages["10-000-001#1"][4]
     assert c.passages["10-000-001#2"][4] == key == c.passages["10-000-004#2"][4]
+    keys = sorted({c.passages[pid][4] for pid in c.passages})
+    assert keys[keys.index(key) - 1] == c.passages["10-000-001#3"][4]
     assert c.boilerplate[key] == 4 and c.is_boilerplate("10-000-003#2")
 
-    # Two of them rewritten without it, in a segment of their own: their first copies are dead and
-    # no longer count, which leaves two decisions, fewer than boilerplate needs.
-    for i, ref in enumerate(refs[2:], 3):
-        write_decision(folder, ref, [f"Mr C's own story number {i} about his home, rewritten."])
-    assert archive.ingest([folder]).count("replaced") == 2
+    # A new decision with the wording, first in a segment of its own as 10 000 001 is in the first,
+    # and two of the four rewritten without it: their first copies are dead and no longer count.
+    write_decision(folder, "10 000 000", ["Mr F's bins were not collected.", STANDARD])
+    for i in (3, 4):
+        write_decision(folder, f"10 000 00{i}", [own[i - 2] + " It was put right later."])
+    report = archive.ingest([folder])
+    assert report.count(ADDED) == 1 and report.count("replaced") == 2
     c = cat.Catalogue.load(archive.store)
-    assert len(manifest(archive.store)["segments"]) == 2
-    assert cat.BOILERPLATE_MIN_DECISIONS == 3 and key not in c.boilerplate
-    assert not c.is_boilerplate("10-000-002#2")
+    assert [s["decisions"] for s in manifest(archive.store)["segments"]] == [4, 3]
+    assert c.boilerplate[key] == 3  # 10 000 000, 001 and 002
+    assert c.is_boilerplate("10-000-000#2") and not c.is_boilerplate("10-000-003#1")
 
 
 def test_a_decision_rewritten_by_another_process_is_taken_by_refresh(seeds_archive, embedder, tmp_path):
