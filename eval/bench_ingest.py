@@ -94,9 +94,10 @@ def main() -> None:
     from rag.archive import Archive
 
     variable, _, value = args.also_with.partition("=")
-    if args.also_with and not (variable.strip() and "=" in args.also_with):
+    variable = variable.strip()
+    if args.also_with and not (variable and "=" in args.also_with):
         raise SystemExit(f"--also-with takes VAR=VALUE, not {args.also_with!r}")
-    with environment(variable.strip(), value if args.also_with else None):
+    with environment(variable, value if args.also_with else None):
         try:
             Batching.from_environment()  # a batch size ingest would refuse, refused before the rounds
         except ValueError as e:
@@ -128,7 +129,7 @@ def main() -> None:
             embedder.embed(windows)
             raw_rates.append(paragraphs / (time.perf_counter() - start))
             for setting in ([False, True] if r % 2 == 0 else [True, False]) if args.also_with else [False]:
-                with environment(variable.strip(), value if setting else None):
+                with environment(variable, value if setting else None):
                     folder = root / f"index-{r}{'-also' if setting else ''}"
                     archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)
                     archive.store.client  # importing chromadb and opening the folder: a start-up cost, not a rate

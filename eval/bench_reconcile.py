@@ -25,9 +25,9 @@ from eval.bench_ingest import CORPUS
 from eval.bench_search import fill_index
 from index.config import PROJECT_ROOT, StoreConfig
 from index.embedder import load_embedder
+from index.ingest import embedded
 from index.parse import parse_text
-from index.passage import passages_of
-from index.store import DecisionWrite, Store
+from index.store import Store
 
 NEW_DECISION = """Example Borough Council ({ref})
 
@@ -56,11 +56,7 @@ NAMES = ["Adams", "Baker", "Clarke", "Dixon", "Evans", "Fisher", "Green", "Hughe
 def write_elsewhere(folder: Path, ref: str, n: int, embedder) -> None:
     """``ref`` written to the store by another ``Store``, as another process's ingest would."""
     d = parse_text(NEW_DECISION.format(ref=ref, name=NAMES[n % len(NAMES)], amount=100 + n))
-    passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
-    vectors = embedder.embed([w for ws in windows for w in ws])
-    Store(StoreConfig(index_dir=folder)).write_decisions([DecisionWrite(d, passages, windows, vectors)],
-                                                         embedder.label)
+    Store(StoreConfig(index_dir=folder)).write_decisions([embedded(d, embedder)], embedder.label)
 
 
 def forget_the_log(folder: Path) -> None:

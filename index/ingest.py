@@ -242,8 +242,7 @@ class _Writer:
         early = self._early_prepared.pop(id(decision), None)
         if early is not None and early[0] is decision:
             return early[1], early[2]
-        passages = passages_of(decision)
-        return passages, self.embedder.windows_many([p.text for p in passages], [p.context for p in passages])
+        return cut(decision, self.embedder)
 
     def prepare_early(self, decisions: list[Decision]) -> bool:
         """Prepare the first batch before the plan is made, while the first pass still parses the
@@ -417,6 +416,20 @@ class _Writer:
         self.wait()
         self._pool.shutdown(wait=True)
         self.save_segment()
+
+
+def cut(decision: Decision, embedder: Embedder) -> tuple[list[Passage], list[list[str]]]:
+    """A decision's passages and the windows the encoder embeds for each (each window led by its
+    passage's context): what ingest embeds, and what benchmarks compare the encoder alone on."""
+    passages = passages_of(decision)
+    return passages, embedder.windows_many([p.text for p in passages], [p.context for p in passages])
+
+
+def embedded(decision: Decision, embedder: Embedder) -> DecisionWrite:
+    """One decision cut and embedded as ingest does, ready for ``Store.write_decisions``: a write
+    made outside an ingest (another process's, in a benchmark or a test)."""
+    passages, windows = cut(decision, embedder)
+    return DecisionWrite(decision, passages, windows, embedder.embed([w for ws in windows for w in ws]))
 
 
 # Windows stored before the writer adds them to the catalogue as a segment: bounds the memory a

@@ -126,15 +126,12 @@ def corpus_archive(tmp_path_factory, embedder, corpus_dir):
 
 
 def decision_write(text: str, embedder):
-    """A decision cut into windows and embedded as ingest does, ready for ``Store.write_decisions``."""
+    """The decision ``text`` holds, cut into windows and embedded as ingest does, ready for
+    ``Store.write_decisions``."""
+    from index.ingest import embedded
     from index.parse import parse_text
-    from index.passage import passages_of
-    from index.store import DecisionWrite
 
-    d = parse_text(text)
-    passages = passages_of(d)
-    windows = embedder.windows_many([p.text for p in passages], [p.context for p in passages])
-    return DecisionWrite(d, passages, windows, embedder.embed([w for ws in windows for w in ws]))
+    return embedded(parse_text(text), embedder)
 
 
 def assert_consistent(store, *, no_orphans: bool = True) -> None:
