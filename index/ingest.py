@@ -410,9 +410,14 @@ class _Writer:
             self.report.lexical_rebuilt = True
             self.segment_passages += sum(len(c.passages) for c in columns)
 
-    def close(self) -> None:
+    def embedded_all(self) -> None:
+        """Send what is pending and take the last vectors: after this the encoder has nothing left
+        to do, though the last batch may still be being written."""
         self.flush()
         self._store_sent()
+
+    def close(self) -> None:
+        self.embedded_all()
         self.wait()
         self._pool.shutdown(wait=True)
         self.save_segment()
@@ -717,6 +722,10 @@ def ingest(
             if len(jobs) >= batching.bulk_from:
                 bulk.enter_context(writer.embedder.bulk())  # nothing new when entered above
             _write_all(jobs, writer)
+            # The encoder's child ends (it takes about 0.1 s to exit) while the last batch is
+            # written and the segment saved, not after.
+            writer.embedded_all()
+            bulk.close()
         finally:
             writer.close()
 

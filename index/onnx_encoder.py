@@ -9,6 +9,7 @@ version, so a different model version never reuses a stale export.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -388,7 +389,7 @@ class OnnxEmbedder(Embedder):
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         starts = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(lengths, out=starts[1:])
-        pieces = np.fromiter((t for x in ids for t in x), dtype=np.int64, count=int(starts[-1]))
+        pieces = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(starts[-1]))
         order = np.argsort(lengths, kind="stable")
         batch_size = max(1, int(batch_size))
         return pieces, starts, [order[at:at + batch_size] for at in range(0, len(order), batch_size)]

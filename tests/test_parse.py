@@ -7,13 +7,14 @@ paragraphs in order, sub-items and trailing statute lines folded into the paragr
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from index.config import SEEDS_DIR
-from index.decision import derive_url, find_references, normalise_reference, passage_id, reference_slug
+from index.decision import PARSER_VERSION, Decision, Paragraph, derive_url, find_references, normalise_reference, passage_id, reference_slug
 from index.parse import DecisionError, parse_file, parse_text
 
 LGA = "Local Government Act 1974"
@@ -209,6 +210,25 @@ def test_parsing_ignores_line_endings_and_a_byte_order_mark():
     plain = parse_text(text)
     assert parse_text("\ufeff" + text.replace("\n", "\r\n")) == plain
     assert parse_text("\ufeff" + text.replace("\n", "\r\n")).content_hash == plain.content_hash
+
+
+def test_the_content_hash_of_a_decision_is_what_indexes_already_built_hold():
+    # An index keeps each decision's hash and re-embeds a decision whose hash differs: the hash of
+    # the same decision must not change with how it is computed (these values are those of the
+    # hash as first written, over ``dataclasses.asdict``), only with PARSER_VERSION. The source is
+    # not part of it.
+    d = Decision("24 000 002", "Café Borough Council", ("Adult care services", "Charging"),
+                 "Upheld: fault and injustice", date(2024, 2, 1), "https://example.org/d",
+                 "The Council charged Mrs Y twice.",
+                 (Paragraph(1, "Complaint", "Mrs Y complains the Council charged her twice’s.", "", ()),
+                  Paragraph(2, "Analysis", "Section 26(6)(c) applies.", "Charging",
+                            ("Local Government Act 1974, section 26(6)(c)",))),
+                 ("Mrs Y",), ("Local Government Act 1974, section 26(6)(c)",), "Jane Doe", source="/elsewhere/d.txt")
+    assert PARSER_VERSION == "3"
+    assert d.content_hash == "4d31a71117d2f93217d4986bd796d2cb"
+    assert replace(d, decision_date=None, source="").content_hash == "b05f38aebd8b74d7f9d77b147bf3d193"
+    assert replace(d, source="/moved/d.txt").content_hash == d.content_hash
+    assert replace(d, signature="John Doe").content_hash != d.content_hash
 
 
 def test_a_url_line_is_kept_as_the_address():
