@@ -46,9 +46,8 @@ from typing import Iterator
 
 from index.config import PROJECT_ROOT, SEEDS_DIR, StoreConfig
 from index.embedder import load_embedder
-from index.ingest import Batching
+from index.ingest import Batching, cut
 from index.parse import parse_file
-from index.passage import passages_of
 
 CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
 REPEAT = 20  # copies of the seeds and the corpus by default (see the docstring)
@@ -113,9 +112,9 @@ def main() -> None:
         # come from (a long paragraph has several windows), as ingest's is.
         windows, paragraphs = [], 0
         for path in sorted(files.glob("*.txt")):
-            for p in passages_of(parse_file(path)):
-                windows.extend(embedder.windows(p.embedding_text()))
-                paragraphs += 1
+            passages, cut_windows = cut(parse_file(path), embedder)
+            windows.extend(w for ws in cut_windows for w in ws)
+            paragraphs += len(passages)
         print(f"{paragraphs:,} paragraphs, {len(windows):,} windows; warming the encoder up", flush=True)
         # Warmed up on every window: cutting them kept their word pieces for embedding (as ingest
         # does), which would spare the first round alone the tokenising every other round does.
