@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from index.config import SEEDS_DIR
-from index.decision import PARSER_VERSION, Decision, Paragraph, derive_url, find_references, normalise_reference, passage_id, reference_slug
+from index.decision import (PARSER_VERSION, Decision, Paragraph, derive_url, find_references, normalise_reference,
+                            passage_id, reference_slug)
 from index.parse import DecisionError, parse_file, parse_text
 
 LGA = "Local Government Act 1974"
