@@ -410,14 +410,14 @@ class _Writer:
             self.report.lexical_rebuilt = True
             self.segment_passages += sum(len(c.passages) for c in columns)
 
-    def embedded_all(self) -> None:
-        """Send what is pending and take the last vectors: after this the encoder has nothing left
-        to do, though the last batch may still be being written."""
+    def close(self, embedded: Callable[[], None] | None = None) -> None:
+        """Send what is pending, write it, and save the segment. ``embedded`` is called once the
+        last vectors are in, while the last batch is written: ingest ends the encoder's child
+        there, whose exit (about 0.1 s) overlapped nothing when it came after."""
         self.flush()
         self._store_sent()
-
-    def close(self) -> None:
-        self.embedded_all()
+        if embedded is not None:
+            embedded()
         self.wait()
         self._pool.shutdown(wait=True)
         self.save_segment()
@@ -722,12 +722,8 @@ def ingest(
             if len(jobs) >= batching.bulk_from:
                 bulk.enter_context(writer.embedder.bulk())  # nothing new when entered above
             _write_all(jobs, writer)
-            # The encoder's child ends (it takes about 0.1 s to exit) while the last batch is
-            # written and the segment saved, not after.
-            writer.embedded_all()
-            bulk.close()
         finally:
-            writer.close()
+            writer.close(embedded=bulk.close)
 
     if prune:
         for ref, rec in store.records().items():
