@@ -202,9 +202,9 @@ class _Writer:
     """Embeds decisions in batches large enough to keep the encoder efficient, then stores each."""
 
     def __init__(self, store: Store, embedder: EmbedderSource, label: str, report: IngestReport,
-                 progress: ProgressFn | None, total: int, started: float, batching: Batching | None = None):
+                 progress: ProgressFn | None, total: int, started: float, batching: Batching):
         self.store, self._embedder, self.label, self.report = store, embedder, label, report
-        self.batching = batching or Batching.from_environment()
+        self.batching = batching  # read once, when the ingest starts
         self.progress, self.total, self.done = progress, total, 0
         self.started = started  # when the ingest began (for ``seconds_before_embedding``)
         self.pending: list[tuple[Decision, list[Passage], list[list[str]], FileResult]] = []
