@@ -13,6 +13,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -22,15 +23,34 @@ _WORD_RE = re.compile(r"\d+[a-z]{0,3}(?:\(\w{1,4}\))+|[a-z0-9]+(?:['’][a-z]+)?
 _REF_RE = re.compile(r"\b(\d{2})[ \-/]?(\d{3})[ \-/]?(\d{3})([a-z]?)\b")
 
 
+def _bm25s_stopwords() -> tuple[str, ...]:
+    """bm25s' English stopwords (what the ranking was fitted with), read from its ``stopwords``
+    module alone: importing ``bm25s.stopwords`` runs the package's ``__init__``, which imports
+    scipy, for a list of words (0.09 s of CPU and 0.12 to 0.19 s in all, three imports in a
+    process that had loaded the store, the encoder and ingest, each ingest's or app's first
+    tokenised text paying it). The module has no imports of its own; should it move, the package
+    is imported."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bm25s")  # finds the package without running it
+    folder = next(iter(spec.submodule_search_locations or ()), None) if spec else None
+    module = Path(folder) / "stopwords.py" if folder else None
+    if module is None or not module.is_file():
+        from bm25s.stopwords import STOPWORDS_EN
+
+        return tuple(STOPWORDS_EN)
+    loaded = importlib.util.module_from_spec(importlib.util.spec_from_file_location("_bm25s_stopwords", module))
+    loaded.__spec__.loader.exec_module(loaded)
+    return tuple(loaded.STOPWORDS_EN)
+
+
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
     # Question words and contractions users type, which say nothing about which paragraph.
     extra = {"why", "what", "when", "how", "who", "which", "did", "does", "didn", "doesn", "wasn", "weren",
              "won", "wouldn", "couldn", "shouldn", "isn", "aren", "don", "my", "me", "i", "can", "could",
              "would", "should", "get", "got"}
-    return frozenset(STOPWORDS_EN) | extra
+    return frozenset(_bm25s_stopwords()) | extra
 
 
 @lru_cache(maxsize=1)

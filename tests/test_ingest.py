@@ -1164,3 +1164,51 @@ def test_a_segment_joined_from_many_batches_is_the_one_a_single_batch_writes(see
                             np.load(joined / "passages.npy"), len(json.loads((joined / "decisions.json").read_text())))
     assert np.array_equal(made[0], np.load(joined / "decision_vectors.npy"))
     assert np.array_equal(made[1], np.load(joined / "decision_scales.npy"))
+
+
+# -- the garbage collector -----------------------------------------------------------------------
+
+
+def test_an_ingest_eases_the_garbage_collector_while_it_runs_and_restores_it_after(embedder, tmp_path, monkeypatch):
+    import gc
+
+    from index import ingest as ingest_module
+
+    seen = []
+    write = Store.write_decisions
+
+    def watched(self, batch, label):
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return write(self, batch, label)
+
+    monkeypatch.setattr(Store, "write_decisions", watched)
+    before = gc.get_threshold()
+    gc.set_threshold(321, *before[1:])
+    try:
+        report = ingest([SEEDS_DIR], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
+        assert report.embedded_passages == 33
+        assert seen and all(s == (ingest_module.YOUNG_COLLECTION_EVERY, True) for s in seen)
+        assert gc.get_threshold() == (321, *before[1:]) and gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_a_failed_ingest_restores_the_garbage_collector_and_one_within_another_keeps_it_eased(tmp_path, monkeypatch):
+    import gc
+
+    from index import ingest as ingest_module
+
+    before = gc.get_threshold()
+
+    def broken(self, batch, label):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Store, "write_decisions", broken)
+    with ingest_module._collector_eased():
+        with pytest.raises(OSError, match="disk full"):
+            from index.embedder import load_embedder
+
+            ingest([SEEDS_DIR], Store(StoreConfig(index_dir=tmp_path / "index")), load_embedder())
+        # the inner ingest ended, the outer easing goes on
+        assert gc.get_threshold()[0] == ingest_module.YOUNG_COLLECTION_EVERY and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -125,3 +125,17 @@ def test_the_best_of_all_is_exact_after_a_first_search_among_few_passages(corpus
             scores = c.lexical.query(question)
             assert scores.top(k, allowed) == exhaustive(c, question, k, allowed), question
             assert scores.best == (float(full.max()) if full is not None else 0.0), question
+
+
+def test_tokenising_drops_bm25s_stopwords_without_importing_bm25s_or_scipy():
+    # The stopword list is read from bm25s' module alone: the package's import pulls in scipy.
+    import subprocess
+    import sys
+
+    from index.config import PROJECT_ROOT
+
+    code = ("import sys; from index.lexical import tokenize; "
+            "print(tokenize('Because the Council would not pay for their travel'), "
+            "'bm25s' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['becaus', 'council', 'pay', 'travel'] False False"
