@@ -27,7 +27,7 @@ import numpy as np
 
 from index.config import data_dir
 from index.embedder import ENCODERS, MODEL_NAME, Embedder, EmbedderError, TorchEmbedder, made_already, model_path
-from index.encoder_process import EncoderProcess, EncoderProcessError
+from index.encoder_process import EncoderProcess, EncoderProcessError, confined
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,7 @@ class OnnxEmbedder(Embedder):
         """Runs the model in a child process (``index.encoder_process``) for the ``embed_later``
         calls made within; it starts here and loads while the caller goes on, and until it is
         ready those calls run here. A child that fails to start or stops is logged and the calls
-        run here."""
+        run here. Meanwhile this process keeps to part of the cores (``confined``)."""
         if self._process is not None:  # already within: one child serves both
             yield
             return
@@ -450,7 +450,8 @@ class OnnxEmbedder(Embedder):
             yield
             return
         try:
-            yield
+            with confined():  # once the child has started, so that it keeps every core
+                yield
         finally:
             process, self._process = self._process, None
             process.close()

@@ -631,3 +631,65 @@ def test_onnx_embedder_is_an_embedder(exported):
 
     assert isinstance(exported.fp32, OnnxEmbedder) and isinstance(exported.fp32, Embedder)
     assert exported.int8.label == "sentence-transformers/all-MiniLM-L6-v2 [onnx-int8]"
+
+
+# -- the cores the ingesting process keeps to while the child runs ---------------------------------
+
+
+def test_the_ingesting_process_keeps_to_a_quarter_of_the_cores_at_least_one_unless_told(monkeypatch):
+    from index.encoder_process import ingest_cores
+
+    monkeypatch.delenv("OMBUDSMAN_INGEST_CORES", raising=False)
+    assert [ingest_cores(n) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 1, 1, 2, 4]
+    monkeypatch.setenv("OMBUDSMAN_INGEST_CORES", "3")
+    assert [ingest_cores(n) for n in (2, 8)] == [2, 3]
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("OMBUDSMAN_INGEST_CORES", bad)
+        with pytest.raises(ValueError, match=f"OMBUDSMAN_INGEST_CORES must be a whole number of at least 1, not '{bad}'"):
+            ingest_cores(2)
+
+
+needs_two_cores = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2 or not os.path.isdir("/proc/self/task"),
+    reason="confining threads to cores needs Linux and at least two cores to choose from")
+
+
+@needs_two_cores
+def test_within_bulk_every_thread_of_this_process_keeps_to_its_cores_and_the_child_to_all(exported, monkeypatch):
+    monkeypatch.delenv("OMBUDSMAN_INGEST_CORES", raising=False)
+    allowed = os.sched_getaffinity(0)
+    kept = set(sorted(allowed)[-max(1, len(allowed) // 4):])
+    go_on, seen = threading.Event(), {}
+
+    def older() -> None:  # started before the bulk, running through it
+        go_on.wait(30)
+        seen["older"] = os.sched_getaffinity(0)
+
+    before = threading.Thread(target=older)
+    before.start()
+    embedder = exported.int8
+    try:
+        with embedder.bulk():
+            _ready(embedder)
+            assert os.sched_getaffinity(0) == kept
+            newer = threading.Thread(target=lambda: seen.setdefault("newer", os.sched_getaffinity(0)))
+            newer.start()
+            newer.join()
+            go_on.set()
+            before.join()
+            assert os.sched_getaffinity(embedder._process._child.pid) == allowed
+        assert seen == {"older": kept, "newer": kept}
+        assert {os.sched_getaffinity(int(t)) == allowed for t in os.listdir("/proc/self/task")} == {True}
+    finally:
+        go_on.set()
+        before.join()
+
+
+@needs_two_cores
+def test_told_to_keep_to_every_core_the_ingesting_process_is_not_confined(exported, monkeypatch):
+    allowed = os.sched_getaffinity(0)
+    monkeypatch.setenv("OMBUDSMAN_INGEST_CORES", str(len(allowed)))
+    embedder = exported.int8
+    with embedder.bulk():
+        _ready(embedder)
+        assert os.sched_getaffinity(0) == allowed
