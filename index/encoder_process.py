@@ -86,27 +86,66 @@ def _set_affinity(thread: int, cores: set[int]) -> None:
         pass
 
 
+class Confinement:
+    """This process's threads kept to some of the cores it may use (see ``confined``)."""
+
+    def __init__(self, allowed: set[int], cores: set[int]) -> None:
+        self.allowed, self.cores = allowed, cores
+        self._lock = threading.Lock()
+        self._lifted = 0  # model runs in this process going on (see ``lifted``)
+        self._on = False
+
+    def _apply(self) -> None:
+        if self.cores == self.allowed:  # nothing to confine
+            return
+        cores = self.cores if self._on and not self._lifted else self.allowed
+        for thread in _threads():
+            _set_affinity(thread, cores)
+
+    def start(self) -> None:
+        with self._lock:
+            self._on = True
+            self._apply()
+
+    def end(self) -> None:
+        with self._lock:
+            self._on = False
+            self._apply()
+
+    @contextmanager
+    def lifted(self) -> Iterator[None]:
+        """Within: every core again, for a model run made in this process (the child still loading,
+        or failed), which would otherwise run on the ingesting process's share alone."""
+        with self._lock:
+            self._lifted += 1
+            if self._lifted == 1:
+                self._apply()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._lifted -= 1
+                if self._lifted == 0:
+                    self._apply()
+
+
 @contextmanager
-def confined() -> Iterator[None]:
+def confined() -> Iterator[Confinement]:
     """Within: every thread of this process, those there now and those started meanwhile (which
-    take their starter's cores), on ``ingest_cores`` of the cores it may use; after: all of them
-    on those again. Where threads cannot be confined (not Linux), nothing changes."""
+    take their starter's cores), on ``ingest_cores`` of the cores it may use, except while a model
+    run in this process lifts it (``Confinement.lifted``); after: all of them on those again. Where
+    threads cannot be confined (not Linux, or one core), nothing changes."""
     if not hasattr(os, "sched_setaffinity") or not _threads():
-        yield
+        yield Confinement(set(), set())
         return
     allowed = os.sched_getaffinity(0)
     count = ingest_cores(len(allowed))
-    if count >= len(allowed):
-        yield
-        return
-    cores = set(sorted(allowed)[-count:])
-    for thread in _threads():
-        _set_affinity(thread, cores)
+    confinement = Confinement(allowed, set(sorted(allowed)[-count:]) if count < len(allowed) else allowed)
+    confinement.start()
     try:
-        yield
+        yield confinement
     finally:
-        for thread in _threads():
-            _set_affinity(thread, allowed)
+        confinement.end()
 
 
 class EncoderProcessError(RuntimeError):

@@ -27,6 +27,7 @@ import numpy as np
 
 from index.decision import Decision
 from index.embedder import Embedder
+from index.encoder_process import ingest_cores
 from index import catalogue
 from index.catalogue import refresh
 from index.segment import Columns, columns_of_writes
@@ -100,7 +101,10 @@ class Batching:
     @classmethod
     def from_environment(cls) -> "Batching":
         """The module's constants (as they are now), each replaced by its variable when set;
-        a value that is not a whole number of at least 1 is refused, naming the variable."""
+        a value that is not a whole number of at least 1 is refused, naming the variable (as is a
+        bad ``OMBUDSMAN_INGEST_CORES``, read when the child starts: checked here, it stops every
+        ingest, not only those long enough for the child)."""
+        ingest_cores(1)
         return cls(_whole("OMBUDSMAN_INGEST_BATCH", BATCH_WINDOWS), _whole("OMBUDSMAN_EARLY_BATCH", EARLY_BATCH_WINDOWS),
                    _whole("OMBUDSMAN_LAST_BATCH", LAST_BATCH_WINDOWS), _whole("OMBUDSMAN_BULK_DECISIONS", BULK_DECISIONS))
 

@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from index.config import data_dir
 from index.embedder import ENCODERS, MODEL_NAME, Embedder, EmbedderError, TorchEmbedder, made_already, model_path
-from index.encoder_process import EncoderProcess, EncoderProcessError, confined
+from index.encoder_process import Confinement, EncoderProcess, EncoderProcessError, confined
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,7 @@ class OnnxEmbedder(Embedder):
         self._pieces: dict[str, list[int]] = {}  # word pieces counted for windows, until embedded
         self._counted: dict[str, int] = {}  # how many counted uses of each text are not embedded yet
         self._process: EncoderProcess | None = None  # within ``bulk`` only
+        self._confinement: Confinement | None = None  # this process's cores, within ``bulk`` only
 
     def count_model_tokens_many(self, texts: list[str]) -> list[int]:
         """As the base class does, keeping each text's word pieces for ``_tokenise``: ingest counts
@@ -402,8 +403,10 @@ class OnnxEmbedder(Embedder):
         return self._run_here(*self._batches(texts, batch_size))
 
     def _run_here(self, pieces: np.ndarray, starts: np.ndarray, batches: list[np.ndarray]) -> np.ndarray:
-        return run_all(self._runners if self.workers > 1 else None, self.session, pieces, starts, batches,
-                       self._pad_id, self.pooling, self.dimension)
+        confinement = self._confinement  # within ``bulk``: this run has every core while it lasts
+        with confinement.lifted() if confinement is not None else nullcontext():
+            return run_all(self._runners if self.workers > 1 else None, self.session, pieces, starts, batches,
+                           self._pad_id, self.pooling, self.dimension)
 
     def _encode_later(self, texts: list[str], batch_size: int) -> Callable[[], np.ndarray]:
         """Sent to the child process once it is ready (see ``bulk``), else made here, now."""
@@ -450,10 +453,10 @@ class OnnxEmbedder(Embedder):
             yield
             return
         try:
-            with confined():  # once the child has started, so that it keeps every core
+            with confined() as self._confinement:  # once the child has started, so that it keeps every core
                 yield
         finally:
-            process, self._process = self._process, None
+            process, self._process, self._confinement = self._process, None, None
             process.close()
 
 

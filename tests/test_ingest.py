@@ -908,6 +908,14 @@ def test_batch_sizes_set_in_the_environment_apply_to_the_next_ingest_and_a_bad_o
         with pytest.raises(ValueError, match=f"OMBUDSMAN_INGEST_BATCH must be a whole number of at least 1, not '{bad}'"):
             ingest([folder], store, embedder)
         assert store.counts() == (0, 0)
+    monkeypatch.delenv("OMBUDSMAN_INGEST_BATCH")
+
+    # The cores the ingesting process keeps to beside the child: refused in an ingest too short for one.
+    monkeypatch.setenv("OMBUDSMAN_INGEST_CORES", "none")
+    store = Store(StoreConfig(index_dir=tmp_path / "bad-cores"))
+    with pytest.raises(ValueError, match="OMBUDSMAN_INGEST_CORES must be a whole number of at least 1, not 'none'"):
+        ingest([folder], store, embedder)
+    assert store.counts() == (0, 0)
 
 
 def test_in_this_process_a_batch_is_written_while_the_next_is_embedded(embedder, tmp_path, monkeypatch):

@@ -693,3 +693,23 @@ def test_told_to_keep_to_every_core_the_ingesting_process_is_not_confined(export
     with embedder.bulk():
         _ready(embedder)
         assert os.sched_getaffinity(0) == allowed
+
+
+@needs_two_cores
+def test_a_model_run_in_this_process_within_bulk_has_every_core_while_it_lasts(exported, seed_paragraphs, monkeypatch):
+    # The child still loading or failed: the run made here would otherwise have one core of two.
+    from index import onnx_encoder as module
+
+    monkeypatch.delenv("OMBUDSMAN_INGEST_CORES", raising=False)
+    allowed = os.sched_getaffinity(0)
+    kept = set(sorted(allowed)[-max(1, len(allowed) // 4):])
+    during = []
+    run_all = module.run_all
+    monkeypatch.setattr(module, "run_all", lambda *a: (during.append(os.sched_getaffinity(0)), run_all(*a))[1])
+    embedder = exported.int8
+    with embedder.bulk():
+        _ready(embedder)
+        embedder._process._failed = "stopped for the test"
+        vectors = embedder.embed_later(seed_paragraphs[:3])()
+        assert os.sched_getaffinity(0) == kept
+    assert during == [allowed] and vectors.shape == (3, embedder.dimension)
