@@ -141,8 +141,8 @@ def confined() -> Iterator[Confinement]:
     allowed = os.sched_getaffinity(0)
     count = ingest_cores(len(allowed))
     confinement = Confinement(allowed, set(sorted(allowed)[-count:]) if count < len(allowed) else allowed)
-    confinement.start()
     try:
+        confinement.start()
         yield confinement
     finally:
         confinement.end()

@@ -686,28 +686,38 @@ YOUNG_COLLECTION_EVERY = 10_000
 _collector_lock = threading.Lock()
 _collector_users = 0  # ingests running in this process
 _threshold_before: tuple[int, ...] = ()  # the collector's thresholds before the first of them
+_eased_threshold: tuple[int, ...] = ()  # what the first of them set
+_froze = False  # whether the first of them froze (nobody else had)
 
 
 @contextmanager
 def _collector_eased() -> Iterator[None]:
     """Within: the objects made before it frozen and the youngest generation collected every
     ``YOUNG_COLLECTION_EVERY`` allocations. The collector's settings are the process's: ingests
-    running at once (the app's and a test's) share one easing, undone when the last ends."""
-    global _collector_users, _threshold_before
+    running at once (the app's and a test's) share one easing, undone when the last ends. What
+    someone else set is left as it is: objects frozen before, collection turned off (a threshold of
+    0), a threshold changed during the ingest."""
+    global _collector_users, _threshold_before, _eased_threshold, _froze
     with _collector_lock:
         _collector_users += 1
         if _collector_users == 1:
-            gc.freeze()
+            _froze = gc.get_freeze_count() == 0
+            if _froze:
+                gc.freeze()
             _threshold_before = gc.get_threshold()
-            gc.set_threshold(max(_threshold_before[0], YOUNG_COLLECTION_EVERY), *_threshold_before[1:])
+            if _threshold_before[0]:
+                gc.set_threshold(max(_threshold_before[0], YOUNG_COLLECTION_EVERY), *_threshold_before[1:])
+            _eased_threshold = gc.get_threshold()
     try:
         yield
     finally:
         with _collector_lock:
             _collector_users -= 1
             if _collector_users == 0:
-                gc.set_threshold(*_threshold_before)
-                gc.unfreeze()
+                if gc.get_threshold() == _eased_threshold:
+                    gc.set_threshold(*_threshold_before)
+                if _froze:
+                    gc.unfreeze()
 
 
 def ingest(

@@ -1220,3 +1220,25 @@ def test_a_failed_ingest_restores_the_garbage_collector_and_one_within_another_k
         # the inner ingest ended, the outer easing goes on
         assert gc.get_threshold()[0] == ingest_module.YOUNG_COLLECTION_EVERY and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_what_someone_else_set_of_the_garbage_collector_is_left_as_it_was():
+    import gc
+
+    from index import ingest as ingest_module
+
+    before = gc.get_threshold()
+    try:
+        gc.freeze()  # objects someone froze before the ingest stay frozen after it
+        frozen = gc.get_freeze_count()
+        gc.set_threshold(0, *before[1:])  # collection turned off stays off
+        with ingest_module._collector_eased():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_freeze_count() > frozen // 2 and gc.get_threshold()[0] == 0  # not unfrozen
+        gc.set_threshold(*before)
+        with ingest_module._collector_eased():
+            gc.set_threshold(555, *before[1:])  # set during the ingest: kept
+        assert gc.get_threshold()[0] == 555
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
