@@ -94,16 +94,28 @@ class Confinement:
         self._lock = threading.Lock()
         self._lifted = 0  # model runs in this process going on (see ``lifted``)
         self._on = False
+        self._before: dict[int, set[int]] = {}  # each thread's cores when it began
 
     def _apply(self) -> None:
+        """Every thread on the confined cores, or, when off or lifted, on those it had before (a
+        thread started since: every allowed core). Threads started while the list is walked take
+        their starter's cores, so it is walked until it shows no thread not yet set."""
         if self.cores == self.allowed:  # nothing to confine
             return
-        cores = self.cores if self._on and not self._lifted else self.allowed
-        for thread in _threads():
-            _set_affinity(thread, cores)
+        confine = self._on and not self._lifted
+        done: set[int] = set()
+        while new := [t for t in _threads() if t not in done]:
+            for thread in new:
+                _set_affinity(thread, self.cores if confine else self._before.get(thread, self.allowed))
+            done.update(new)
 
     def start(self) -> None:
         with self._lock:
+            for thread in _threads():
+                try:
+                    self._before[thread] = os.sched_getaffinity(thread)
+                except OSError:
+                    pass
             self._on = True
             self._apply()
 
@@ -129,23 +141,47 @@ class Confinement:
                     self._apply()
 
 
+_shared: Confinement | None = None  # the confinement in force, shared by bulks running at once
+_users = 0
+_shared_lock = threading.Lock()
+
+
+def unconfined_cores() -> set[int] | None:
+    """The cores this process may use as they were before the confinement in force (None when
+    there is none): what a child started meanwhile (another encoder's) is given."""
+    with _shared_lock:
+        return set(_shared.allowed) if _shared is not None and _shared.allowed else None
+
+
 @contextmanager
 def confined() -> Iterator[Confinement]:
     """Within: every thread of this process, those there now and those started meanwhile (which
     take their starter's cores), on ``ingest_cores`` of the cores it may use, except while a model
-    run in this process lifts it (``Confinement.lifted``); after: all of them on those again. Where
-    threads cannot be confined (not Linux, or one core), nothing changes."""
-    if not hasattr(os, "sched_setaffinity") or not _threads():
-        yield Confinement(set(), set())
-        return
-    allowed = os.sched_getaffinity(0)
-    count = ingest_cores(len(allowed))
-    confinement = Confinement(allowed, set(sorted(allowed)[-count:]) if count < len(allowed) else allowed)
+    run in this process lifts it (``Confinement.lifted``); after: each on the cores it had. Bulks
+    running at once share one confinement, ended with the last. Where threads cannot be confined
+    (not Linux, or one core), nothing changes."""
+    global _shared, _users
+    with _shared_lock:
+        if _shared is None:
+            supported = hasattr(os, "sched_setaffinity") and bool(_threads())
+            allowed = os.sched_getaffinity(0) if supported else set()
+            count = ingest_cores(len(allowed)) if allowed else 0
+            _shared = Confinement(allowed, set(sorted(allowed)[-count:]) if 0 < count < len(allowed) else allowed)
+            try:
+                _shared.start()
+            except BaseException:
+                _shared = None
+                raise
+        _users += 1
+        confinement = _shared
     try:
-        confinement.start()
         yield confinement
     finally:
-        confinement.end()
+        with _shared_lock:
+            _users -= 1
+            if _users == 0:
+                _shared = None
+                confinement.end()
 
 
 class EncoderProcessError(RuntimeError):
@@ -165,6 +201,9 @@ class EncoderProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(_PACKAGE_ROOT),
             stderr=subprocess.DEVNULL if sys.stderr is None else None,
         )
+        cores = unconfined_cores()  # started by a confined thread (another encoder's bulk): every core
+        if cores:
+            _set_affinity(self._child.pid, cores)
         self._sending, self._receiving = threading.Lock(), threading.Lock()  # one message at a time each way
         self._sent = self._received = 0  # requests sent, replies read
         self._replies: dict[int, tuple[str, object]] = {}  # read, not yet asked for

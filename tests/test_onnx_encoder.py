@@ -724,3 +724,37 @@ def test_a_model_run_in_this_process_within_bulk_has_every_core_while_it_lasts(e
         vectors = embedder.embed_later(seed_paragraphs[:3])()
         assert os.sched_getaffinity(0) == kept
     assert during == [allowed] and vectors.shape == (3, embedder.dimension)
+
+
+@needs_two_cores
+def test_bulks_of_two_encoders_at_once_share_one_confinement_and_each_thread_gets_back_its_own_cores(
+        exported, monkeypatch):
+    monkeypatch.delenv("OMBUDSMAN_INGEST_CORES", raising=False)
+    allowed = os.sched_getaffinity(0)
+    kept = set(sorted(allowed)[-max(1, len(allowed) // 4):])
+    own = {min(allowed)}  # a thread that had chosen its cores before
+    chosen, go_on, seen = threading.Event(), threading.Event(), {}
+
+    def particular() -> None:
+        os.sched_setaffinity(0, own)
+        chosen.set()
+        go_on.wait(60)
+        seen["after"] = os.sched_getaffinity(0)
+
+    thread = threading.Thread(target=particular)
+    thread.start()
+    chosen.wait(10)
+    try:
+        with exported.int8.bulk():
+            _ready(exported.int8)
+            with exported.fp32.bulk():  # started from a confined thread
+                _ready(exported.fp32)
+                assert os.sched_getaffinity(exported.fp32._process._child.pid) == allowed
+                assert os.sched_getaffinity(0) == kept
+            assert os.sched_getaffinity(0) == kept  # the other bulk goes on
+        go_on.set()
+        thread.join()
+        assert seen["after"] == own and os.sched_getaffinity(0) == allowed
+    finally:
+        go_on.set()
+        thread.join()
