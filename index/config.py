@@ -38,6 +38,21 @@ def default_index_dir() -> Path:
     return Path(os.environ.get("OMBUDSMAN_INDEX") or data_dir() / "index")
 
 
+def whole_setting(variable: str, default: int) -> int:
+    """The whole number ``variable`` sets (``default`` when unset or blank); one that is not a whole
+    number of at least 1 is refused, naming the variable (ingest's batch sizes and cores)."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{variable} must be a whole number of at least 1, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Which store to open: a local folder, or a Chroma server (then ``index_dir`` holds the lexical index)."""

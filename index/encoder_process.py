@@ -39,6 +39,8 @@ from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
+from index.config import whole_setting
+
 log = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the ``index`` package
@@ -61,16 +63,7 @@ INGEST_CORES_ENV = "OMBUDSMAN_INGEST_CORES"
 
 def ingest_cores(allowed: int) -> int:
     """Cores the ingesting process keeps to while the child runs, of the ``allowed`` it may use."""
-    raw = os.environ.get(INGEST_CORES_ENV, "").strip()
-    if not raw:
-        return max(1, allowed // INGEST_CORES_SHARE)
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{INGEST_CORES_ENV} must be a whole number of at least 1, not {raw!r}")
-    return min(value, allowed)
+    return min(whole_setting(INGEST_CORES_ENV, max(1, allowed // INGEST_CORES_SHARE)), allowed)
 
 
 def _threads() -> list[int]:

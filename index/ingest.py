@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import queue
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from index.config import whole_setting
 from index.decision import Decision
 from index.embedder import Embedder
 from index.encoder_process import ingest_cores
@@ -105,21 +105,10 @@ class Batching:
         bad ``OMBUDSMAN_INGEST_CORES``, read when the child starts: checked here, it stops every
         ingest, not only those long enough for the child)."""
         ingest_cores(1)
-        return cls(_whole("OMBUDSMAN_INGEST_BATCH", BATCH_WINDOWS), _whole("OMBUDSMAN_EARLY_BATCH", EARLY_BATCH_WINDOWS),
-                   _whole("OMBUDSMAN_LAST_BATCH", LAST_BATCH_WINDOWS), _whole("OMBUDSMAN_BULK_DECISIONS", BULK_DECISIONS))
-
-
-def _whole(variable: str, default: int) -> int:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{variable} must be a whole number of at least 1, not {raw!r}")
-    return value
+        return cls(whole_setting("OMBUDSMAN_INGEST_BATCH", BATCH_WINDOWS),
+                   whole_setting("OMBUDSMAN_EARLY_BATCH", EARLY_BATCH_WINDOWS),
+                   whole_setting("OMBUDSMAN_LAST_BATCH", LAST_BATCH_WINDOWS),
+                   whole_setting("OMBUDSMAN_BULK_DECISIONS", BULK_DECISIONS))
 
 
 @dataclass
