@@ -130,6 +130,12 @@ def _role_section(section: str) -> bool:
     return _ROLE_SECTIONS.search(section) is not None
 
 
+@lru_cache(maxsize=4096)
+def _complaint_section(section: str) -> bool:
+    """Whether a section sets out the complaint (what the complainant says, not what was found)."""
+    return section.lower().startswith("the complaint")
+
+
 def _first(a, b):
     return min((a, b), key=lambda x: -1 if x == SUMMARY else int(x))
 
@@ -254,9 +260,9 @@ def _remedies(sentences, fault: str | None) -> list[Remedy]:
     kinds: set[str] = set()
     amounts: set[int] = set()
     for n, section, s in sentences:
-        if _role_section(section) or not _REMEDY_CONTEXT.search(s) or _NOT_REMEDY.search(s):
+        if _role_section(section) or _complaint_section(section):  # before the patterns: cheaper
             continue
-        if section.lower().startswith("the complaint"):
+        if not _REMEDY_CONTEXT.search(s) or _NOT_REMEDY.search(s):
             continue
         new: list[Remedy] = []
         if _APOLOGY.search(s):
@@ -324,7 +330,7 @@ def _closed_because(sentences) -> list[Reason]:
     out: list[Reason] = []
     seen: set[str] = set()
     for n, section, s in sentences:
-        if _role_section(section) or section.lower().startswith("the complaint"):
+        if _role_section(section) or _complaint_section(section):
             continue
         if not re.search(r"\bbecause\b|\bas\b|\bsince\b|\binvestigat|\bthis\s+is\b|\breasonable\b|\bunlikely\b|\bwould\b|\bcould\b"
                          r"|\bcannot\b|\bnot\s+enough\b|\binsufficient\b|\bnot\s+warranted\b", s, re.I):

@@ -278,8 +278,9 @@ class _Writer:
 
     def _batch_limit(self) -> int:
         """Windows to gather before the next batch goes to the encoder: a small first batch, then
-        full ones, and when the end is in sight, the taper (``_taper`` with the child process; in
-        this process, one last batch of ``LAST_BATCH_IN_PROCESS``)."""
+        full ones (the last of them with what is left before the taper, if less than the taper's
+        first batch), and when the end is in sight, the taper (``_taper`` with the child process;
+        in this process, one last batch of ``LAST_BATCH_IN_PROCESS``)."""
         if not self.flushed:
             return min(self.first_batch, self.batch_windows)
         if self.expected is None:
@@ -288,7 +289,12 @@ class _Writer:
         taper = _taper(self.batch_windows, self.batching.last) if self.embedder.embeds_elsewhere else [LAST_BATCH_IN_PROCESS]
         after = sum(taper)  # windows left for the batches after this one
         if left >= self.batch_windows + after:
-            return self.batch_windows
+            # What would be left before the taper joins this batch when it is smaller than the
+            # taper's first: alone, a batch of a few windows sorts badly by length and pads (at the
+            # benchmark's 16,798 windows, a 143-window batch there; with it joined, 0.27% fewer
+            # word pieces run, `_taper`'s sizes simulated on its windows).
+            rest = left - self.batch_windows - after
+            return self.batch_windows + (rest if taper and rest < taper[0] else 0)
         for size in taper:
             if left > after:  # this batch takes what the rest of the taper leaves
                 return left - after

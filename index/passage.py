@@ -7,6 +7,7 @@ date, URL) so that a hit can be shown without going back to the decision.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -38,6 +39,8 @@ def passage_context() -> str:
     return value
 
 _ALIAS_NOISE_RE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+[A-Z]\b")
+_ACT_IN_BRACKETS_RE = re.compile(r"\([^()]*\bAct\b[^()]*\)")
+_WORD_RE = re.compile(r"[a-z]+")
 
 
 def boilerplate_key(text: str) -> str:
@@ -47,11 +50,12 @@ def boilerplate_key(text: str) -> str:
     across decisions, which is how ingest finds boilerplate.
     """
     folded = _ALIAS_NOISE_RE.sub(" ", text.replace("’", "'"))
-    folded = re.sub(r"\([^()]*\bAct\b[^()]*\)", " ", folded)
-    words = re.sub(r"[^a-z]+", " ", folded.lower()).split()
+    folded = _ACT_IN_BRACKETS_RE.sub(" ", folded)
     # Decisions tailor the tail of standard paragraphs (which bullets of the powers apply), so
-    # the opening words identify the standard wording; short paragraphs are taken whole.
-    return hashlib.sha1(" ".join(words[:BOILERPLATE_WORDS]).encode()).hexdigest()[:16]
+    # the opening words identify the standard wording; short paragraphs are taken whole. Only
+    # those words are read (the rest of the text is not split: a third of this function's time).
+    words = [m.group() for m in itertools.islice(_WORD_RE.finditer(folded.lower()), BOILERPLATE_WORDS)]
+    return hashlib.sha1(" ".join(words).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

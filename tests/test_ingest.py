@@ -862,8 +862,8 @@ def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path
 
 def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encoder_ends(embedder, tmp_path, monkeypatch):
     # 20 decisions of 3 paragraphs and a Summary: 80 windows expected, a decision's 4 at a time.
-    # After the first batch and full ones, the batch before the last takes what the last (9
-    # windows: 8, two decisions) leaves.
+    # After the first batch, full ones; the last full one also takes the 4 windows that would be
+    # left before the last batch (9 windows: 8, two decisions), fewer than the last batch's own.
     from index import ingest as ingest_module
 
     folder = tmp_path / "files"
@@ -872,7 +872,7 @@ def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encod
     sizes = small_batches(monkeypatch, embedder, first=3, full=15)
     monkeypatch.setattr(ingest_module, "LAST_BATCH_IN_PROCESS", 9)
     report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
-    assert sizes == [4, 16, 16, 16, 16, 4, 8]
+    assert sizes == [4, 16, 16, 16, 20, 8]
     assert report.embedded_windows == 80 and report.count(ADDED) == 20
 
 
@@ -880,8 +880,8 @@ def test_batch_sizes_set_in_the_environment_apply_to_the_next_ingest_and_a_bad_o
         embedder, tmp_path, monkeypatch):
     # Set after the module was imported, as an app that stays up or a benchmark comparing two
     # settings sets it. The same 20 decisions of 4 windows as above, full batches of 31 windows
-    # instead of 15: a short ingest takes a quarter of its 80 windows (20) per batch, then the
-    # batch before the last takes what the last (9) leaves.
+    # instead of 15: a short ingest takes a quarter of its 80 windows (20) per batch, the last of
+    # them with the 7 that the last batch (9) would leave before it.
     from index import ingest as ingest_module
 
     folder = tmp_path / "files"
@@ -891,7 +891,7 @@ def test_batch_sizes_set_in_the_environment_apply_to_the_next_ingest_and_a_bad_o
     monkeypatch.setattr(ingest_module, "LAST_BATCH_IN_PROCESS", 9)
     monkeypatch.setenv("OMBUDSMAN_INGEST_BATCH", "31")
     report = ingest([folder], Store(StoreConfig(index_dir=tmp_path / "index")), embedder)
-    assert sizes == [4, 20, 20, 20, 8, 8]
+    assert sizes == [4, 20, 20, 28, 8]
     assert report.count(ADDED) == 20
 
     # Each of the four variables sets its own size.

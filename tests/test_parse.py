@@ -512,3 +512,20 @@ def test_dash_export_with_every_section_to_final_decision(corpus_dir):
     assert d.paragraph(8).text.startswith("We have upheld this complaint because the Council has agreed")
     assert d.signature == "Investigator's decision on behalf of the Ombudsman"
     assert d.category_path == "Adult care services > Transport"
+
+
+def test_standard_wording_shares_a_key_made_from_its_first_sixteen_words_with_names_and_acts_folded():
+    from index.passage import boilerplate_key
+
+    opening = ("We investigate complaints about councils and certain other bodies. Where an individual, "
+               "organisation or private company is providing services")
+    # The tail after the sixteenth word, case, punctuation, "Mr X" and an Act in brackets do not matter.
+    assert boilerplate_key(opening + " on behalf of a council, we can investigate it.") == \
+        boilerplate_key(opening.upper().replace(",", ";") + " for Mr X under its own powers (Local Government Act 1974).")
+    assert boilerplate_key("Mr B complains (Local Government Act 1974, section 26) about the council") == \
+        boilerplate_key("complains about the council")
+    # A word changed among the first sixteen makes another key; so does a seventeenth word in a short text.
+    assert boilerplate_key(opening.replace("certain", "some")) != boilerplate_key(opening)
+    short = "We investigate complaints about councils"
+    assert boilerplate_key(short) != boilerplate_key(short + " today")
+    assert boilerplate_key("") == boilerplate_key("12, 34.") != boilerplate_key("a")
