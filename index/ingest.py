@@ -290,9 +290,9 @@ class _Writer:
         after = sum(taper)  # windows left for the batches after this one
         if left >= self.batch_windows + after:
             # What would be left before the taper joins this batch when it is smaller than the
-            # taper's first: alone, a batch of a few windows sorts badly by length and pads (at the
-            # benchmark's 16,798 windows, a 143-window batch there; with it joined, 0.27% fewer
-            # word pieces run, `_taper`'s sizes simulated on its windows).
+            # taper's first: alone, a batch of a few windows sorts badly by length and pads (the
+            # 16,798 windows of `python -m eval.bench_ingest --encoder onnx-int8` left 143 there;
+            # joined, the word pieces run with their padding are 0.27% fewer).
             rest = left - self.batch_windows - after
             return self.batch_windows + (rest if taper and rest < taper[0] else 0)
         for size in taper:
