@@ -524,7 +524,7 @@ def test_standard_wording_shares_a_key_made_from_its_first_sixteen_words_with_na
         boilerplate_key(opening.upper().replace(",", ";") + " for Mr X under its own powers (Local Government Act 1974).")
     assert boilerplate_key("Mr B complains (Local Government Act 1974, section 26) about the council") == \
         boilerplate_key("complains about the council")
-    # A word changed among the first sixteen makes another key; so does a seventeenth word in a short text.
+    # A word changed among the first sixteen makes another key; so does a word added to a text of fewer.
     assert boilerplate_key(opening.replace("certain", "some")) != boilerplate_key(opening)
     short = "We investigate complaints about councils"
     assert boilerplate_key(short) != boilerplate_key(short + " today")
