@@ -13,7 +13,11 @@ over many paragraphs (one copy, 150 files, ``--repeat 1``: 0.85 to 0.86 of the e
 rate). Reported: the encoder alone on exactly the windows ingest embeds (paragraphs/s), a fresh
 ingest (paragraphs/s, and its share of the raw rate), re-ingesting the unchanged files, and peak
 RSS. Results go to ``eval/results/ingest-ENCODER.json``, or ``ingest-ENCODER-repeat-N.json`` for
-another ``--repeat``.
+another ``--repeat``. The headline share is the median ingest rate over the median encoder-alone
+rate; beside it, each round's ingest against the mean of the encoder-alone runs on either side of
+it (one more runs after the last round), which cancels the machine's steady drift within a round,
+and the CPU each ingest took in its own process and in the encoder's child, which show where the
+time went when the rates move with the machine.
 
 ``--also-with VAR=VALUE`` compares a setting read from the environment when an ingest starts
 (``OMBUDSMAN_INGEST_BATCH=2048``, ``OMBUDSMAN_LAST_BATCH=512``): every round also ingests with the
@@ -49,7 +53,7 @@ from index.embedder import load_embedder
 from index.ingest import Batching, cut
 from index.parse import parse_file
 
-CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
+CORPUS = Path(os.environ.get("OMBUDSMAN_CORPUS") or PROJECT_ROOT.parent / "shared" / "corpus")  # as the tests find it
 REPEAT = 20  # copies of the seeds and the corpus by default (see the docstring)
 
 
@@ -89,7 +93,7 @@ def main() -> None:
         additions(args)
         return
     if not CORPUS.is_dir():
-        raise SystemExit(f"the corpus is not at {CORPUS}")
+        raise SystemExit(f"the corpus is not at {CORPUS} (set OMBUDSMAN_CORPUS)")
     from rag.archive import Archive
 
     variable, _, value = args.also_with.partition("=")
@@ -122,17 +126,25 @@ def main() -> None:
 
         # A shared machine's speed drifts by 10-20% over minutes, so the two are measured in
         # alternation and compared by their medians.
-        raw_rates, reports, others, again = [], [], [], None
-        for r in range(args.rounds):
-            start = time.perf_counter()
+        raw_rates, raw_cpu, reports, cpu, others, again = [], [], [], [], [], None
+
+        def encoder_alone() -> None:
+            start, used = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
             embedder.embed(windows)
             raw_rates.append(paragraphs / (time.perf_counter() - start))
+            raw_cpu.append(_cpu(resource.RUSAGE_SELF) - used)
+
+        for r in range(args.rounds):
+            encoder_alone()
             for setting in ([False, True] if r % 2 == 0 else [True, False]) if args.also_with else [False]:
                 with environment(variable, value if setting else None):
                     folder = root / f"index-{r}{'-also' if setting else ''}"
                     archive = Archive(StoreConfig(index_dir=folder), encoder=embedder.encoder, embedder=embedder)
                     archive.store.client  # importing chromadb and opening the folder: a start-up cost, not a rate
+                    own, child = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
                     (others if setting else reports).append(archive.ingest([files]))
+                    if not setting:  # the encoder's child is waited for when the ingest ends
+                        cpu.append((_cpu(resource.RUSAGE_SELF) - own, _cpu(resource.RUSAGE_CHILDREN) - child))
                     if r == 0 and not setting:
                         again = archive.ingest([files])
                 shutil.rmtree(folder, ignore_errors=True)
@@ -140,7 +152,13 @@ def main() -> None:
                   f"{reports[-1].rate:.1f} ({reports[-1].rate / raw_rates[-1]:.3f} of it)"
                   + (f"; with {args.also_with} {others[-1].rate:.1f} ({others[-1].rate / raw_rates[-1]:.3f})"
                      if others else ""), flush=True)
-        raw = statistics.median(raw_rates)
+        # The encoder alone once more, after the last ingest, so that each ingest has a run of it on
+        # either side: the machine's drift within a round (up to 20% on a shared machine) then
+        # shows as the two disagreeing, and a round's share against their mean cancels a steady one.
+        encoder_alone()
+        print(f"  and after the last: encoder alone {raw_rates[-1]:.1f} paragraphs/s", flush=True)
+        raw = statistics.median(raw_rates[:-1])
+        bracketed = [rep.rate / ((a + b) / 2) for rep, a, b in zip(reports, raw_rates, raw_rates[1:])]
         ingest_rate = statistics.median(rep.rate for rep in reports)
         report = reports[0]
         result = {
@@ -152,8 +170,19 @@ def main() -> None:
             "raw_encoder_paragraphs_per_second": round(raw, 1),
             "ingest_paragraphs_per_second": round(ingest_rate, 1),
             "ingest_share_of_raw_rate": round(ingest_rate / raw, 3),
-            "raw_rates": [round(x, 1) for x in raw_rates],
+            "raw_rates": [round(x, 1) for x in raw_rates[:-1]],
             "ingest_rates": [round(rep.rate, 1) for rep in reports],
+            # Each round's ingest against the mean of the encoder-alone runs before and after it
+            # (``raw_rate_after_last`` is the one after the last), and their median.
+            "raw_rate_after_last": round(raw_rates[-1], 1),
+            "shares_against_both_sides": [round(x, 3) for x in bracketed],
+            "ingest_share_against_both_sides": round(statistics.median(bracketed), 3),
+            # CPU seconds: the encoder alone (this process; the last, after the last round), and each
+            # ingest's own process and the encoder's child process (none when the model ran here).
+            "raw_cpu_seconds": [round(x, 1) for x in raw_cpu],
+            "ingest_process_cpu_seconds": [round(own, 1) for own, _ in cpu],
+            "encoder_process_cpu_seconds": [round(child, 1) for _, child in cpu],
+            "reused_windows": report.reused_windows,
             "ingest_seconds": [round(rep.seconds, 2) for rep in reports],
             "ingest_embedding_seconds": [round(rep.embed_seconds, 2) for rep in reports],
             "ingest_seconds_before_embedding": [round(rep.seconds_before_embedding, 2) for rep in reports],
@@ -178,6 +207,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def _cpu(who: int) -> float:
+    """User and system CPU seconds so far of this process or of its children waited for."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextmanager
@@ -206,7 +241,7 @@ def additions(args) -> None:
     from rag.archive import Archive
 
     if not CORPUS.is_dir():
-        raise SystemExit(f"the corpus is not at {CORPUS}")
+        raise SystemExit(f"the corpus is not at {CORPUS} (set OMBUDSMAN_CORPUS)")
     sizes = [int(x) for x in args.additions.split(",")]
     keep = args.keep or Path(tempfile.mkdtemp(prefix="ombudsman-additions-"))
     embedder = load_embedder(args.encoder)

@@ -212,6 +212,12 @@ class Embedder(ABC):
         """Told every text ``embed`` was given, once per time it was given (for backends that keep
         something per text until it is embedded)."""
 
+    def not_embedding(self, texts: list[str]) -> None:
+        """Told that ``texts``, cut into windows here (``windows_many``), will not be embedded
+        after all (ingest reuses a vector made for an earlier batch): what a backend kept for
+        them is let go, as if they had been."""
+        self._embedded(list(texts))
+
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text], batch_size=1)[0]
 

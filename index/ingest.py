@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -84,6 +84,11 @@ EARLY_BATCH_WINDOWS = 1024  # OMBUDSMAN_EARLY_BATCH
 # encoder-alone rate with the child against 0.83 without; 750 (R 5), 0.839 and 0.791 with against
 # 0.801 without; 3,000 (R 20), 0.88 to 0.91 with against 0.84 to 0.88 without.
 BULK_DECISIONS = 750  # OMBUDSMAN_BULK_DECISIONS
+# Vectors an ingest keeps of texts that recurred in two batches (standard paragraphs), for the
+# batches after: about 1.5 KB each. A batch embeds each distinct text once; without these, every
+# batch embedded each standard paragraph again. Memory only: an archive's standard paragraphs are
+# a few hundred texts, and one recurring after more distinct texts than this is embedded again.
+REPEATS_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ class IngestReport:
     seconds_before_embedding: float = 0.0
     embedded_passages: int = 0
     embedded_windows: int = 0
+    reused_windows: int = 0  # of ``embedded_windows``: given the vector made for an earlier batch
     lexical_rebuilt: bool = False
 
     def count(self, status: str) -> int:
@@ -210,6 +216,7 @@ class _Writer:
         self.sent = 0  # windows sent to the encoder so far
         self.sent_batch: tuple[list, Callable[[], np.ndarray]] | None = None  # sent, not yet stored
         self.early: tuple[list[Decision], Callable[[], np.ndarray]] | None = None  # see ``send_early``
+        self.repeats: _Repeats | None = None  # made with the embedder (see ``_embed_later``)
         self._early_prepared: dict[int, tuple[Decision, list[Passage], list[list[str]]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ombudsman-store")
         self._writing: Future | None = None
@@ -263,7 +270,7 @@ class _Writer:
         prepared = list(self._early_prepared.values())
         self._first_sent()
         texts = [w for _, _, ws in prepared for x in ws for w in x]
-        self.early = ([d for d, _, _ in prepared], self.embedder.embed_later(texts))
+        self.early = ([d for d, _, _ in prepared], self._embed_later(texts))
 
     def _first_sent(self) -> None:
         """Records when the first batch went to the encoder (``seconds_before_embedding``)."""
@@ -357,7 +364,13 @@ class _Writer:
         if early is not None and len(early[0]) == len(self.pending) and all(
                 d is e for e, (d, *_) in zip(early[0], self.pending)):
             return early[1]
-        return self.embedder.embed_later([w for _, _, windows, _ in self.pending for ws in windows for w in ws])
+        return self._embed_later([w for _, _, windows, _ in self.pending for ws in windows for w in ws])
+
+    def _embed_later(self, texts: list[str]) -> Callable[[], np.ndarray]:
+        """A batch's windows sent to the encoder, but for those an earlier batch embedded."""
+        if self.repeats is None:
+            self.repeats = _Repeats(self.embedder, REPEATS_KEPT)
+        return self.repeats.embed_later(texts)
 
     def _store_sent(self) -> None:
         """The batch sent to the encoder last (if any), once embedded, to the store writer thread."""
@@ -416,11 +429,77 @@ class _Writer:
         there, whose exit (about 0.1 s) overlapped nothing when it came after."""
         self.flush()
         self._store_sent()
+        self.report.reused_windows = self.repeats.reused if self.repeats is not None else 0
         if embedded is not None:
             embedded()
         self.wait()
         self._pool.shutdown(wait=True)
         self.save_segment()
+
+
+class _Repeats:
+    """The texts of the batch sent last, and those that recurred in two batches already, with
+    (what gives) their vectors: a batch's texts found there are not sent to the encoder again.
+    Standard paragraphs recur across a whole archive, word for word: the encoder embeds each once
+    per batch (``Embedder.embed``), and once per ingest with these. A text reused from the batch
+    sent last takes its vector when that batch's come back, which is before this batch's (the
+    encoder answers in order). The reused vector was made beside other texts than this batch's,
+    which changes only its last digits (``Embedder.embed``)."""
+
+    def __init__(self, embedder: Embedder, kept: int) -> None:
+        self.embedder, self.limit = embedder, kept
+        self.kept: OrderedDict[str, np.ndarray] = OrderedDict()  # recurred; the least recently used first
+        self.last: tuple[dict[str, int], Callable[[], np.ndarray]] | None = None
+        self.reused = 0  # windows given vectors made for an earlier batch
+
+    def embed_later(self, texts: list[str]) -> Callable[[], np.ndarray]:
+        """``Embedder.embed_later`` of ``texts``, sending only those neither kept nor in the batch
+        sent last."""
+        last_rows, last_vectors = self.last or ({}, None)
+        kept: list[tuple[int, np.ndarray]] = []
+        from_last: list[tuple[int, int]] = []
+        fresh: list[int] = []
+        for i, text in enumerate(texts):
+            vector = self.kept.get(text)
+            if vector is not None:
+                self.kept.move_to_end(text)
+                kept.append((i, vector))
+            elif text in last_rows:
+                from_last.append((i, last_rows[text]))
+            else:
+                fresh.append(i)
+        if kept or from_last:
+            self.embedder.not_embedding([texts[i] for i, _ in kept] + [texts[i] for i, _ in from_last])
+        made = self.embedder.embed_later([texts[i] for i in fresh]) if fresh else None
+        self.reused += len(kept) + len(from_last)
+        got: list[np.ndarray] = []
+
+        def vectors() -> np.ndarray:
+            nonlocal made, last_vectors  # let go once used: each batch's would hold the one's before
+            if got:
+                return got[0]
+            out = np.empty((len(texts), self.embedder.dimension), dtype=np.float32)
+            if made is not None:
+                out[fresh] = made()
+            if from_last:
+                rows, earlier = [i for i, _ in from_last], last_vectors()[[r for _, r in from_last]]
+                out[rows] = earlier
+                for i, vector in zip(rows, earlier):
+                    self._keep(texts[i], vector)
+            for i, vector in kept:
+                out[i] = vector
+            got.append(out)
+            made = last_vectors = None
+            return out
+
+        self.last = ({text: i for i, text in enumerate(texts)}, vectors)
+        return vectors
+
+    def _keep(self, text: str, vector: np.ndarray) -> None:
+        self.kept[text] = vector.copy()
+        self.kept.move_to_end(text)
+        while len(self.kept) > self.limit:
+            self.kept.popitem(last=False)
 
 
 def cut(decision: Decision, embedder: Embedder) -> tuple[list[Passage], list[list[str]]]:

@@ -838,14 +838,15 @@ def noting_calls(monkeypatch, owner, name: str, note) -> None:
 
 def small_batches(monkeypatch, embedder, first: int, full: int) -> list[int]:
     """Set ingest's first and full batches (the short one as the full), and return the list that
-    records the number of texts of each call to the encoder from then on."""
+    records the number of windows of each batch sent to the encoder from then on (those reused
+    from an earlier batch included)."""
     from index import ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "FIRST_BATCH_WINDOWS", first)
     monkeypatch.setattr(ingest_module, "SHORT_BATCH_WINDOWS", full)
     monkeypatch.setattr(ingest_module, "BATCH_WINDOWS", full)
     sizes: list[int] = []
-    noting_calls(monkeypatch, embedder, "embed_later", lambda texts, *_, **__: sizes.append(len(texts)))
+    noting_calls(monkeypatch, ingest_module._Repeats, "embed_later", lambda _, texts: sizes.append(len(texts)))
     return sizes
 
 
@@ -858,6 +859,52 @@ def test_the_first_batch_is_small_so_the_encoder_starts_early(embedder, tmp_path
     assert sizes == [14, 19]
     assert report.embedded_passages == 33
     assert 0 < report.seconds_before_embedding < report.seconds
+
+
+def test_a_text_an_earlier_batch_embedded_is_not_embedded_again(embedder, tmp_path, monkeypatch):
+    # The seeds in two batches, as above: 24 016 809's paragraphs 4 and 5 (how the complaint was
+    # considered) are word for word 24 000 184's 5 and 6, embedded in the first batch. The second
+    # batch sends the encoder its other 17 windows, and stores the first batch's vectors for those two.
+    small_batches(monkeypatch, embedder, first=5, full=20)
+    sent: list[list[str]] = []
+    noting_calls(monkeypatch, embedder, "embed_later", lambda texts, *_, **__: sent.append(list(texts)))
+    store = Store(StoreConfig(index_dir=tmp_path / "index"))
+    counted = dict(getattr(embedder, "_counted", {}))  # word pieces kept for texts not yet embedded
+    report = ingest([SEEDS_DIR], store, embedder)
+    assert getattr(embedder, "_counted", {}) == counted  # the two reused let go of theirs too
+    assert [len(texts) for texts in sent] == [14, 17]
+    assert report.reused_windows == 2 and report.embedded_windows == 33
+    shared = {t for t in sent[0] if t.startswith("How I considered this complaint.")}
+    assert len(shared) == 2 and not shared & set(sent[1])
+    vectors = store.vectors_of({ref: r.content_hash for ref, r in store.complete_records().items()})
+    first, second = vectors["24 000 184"], vectors["24 016 809"]
+    assert len(first) == 14 and len(second) == 19
+    for a, b in (("5", "4"), ("6", "5")):
+        assert np.array_equal(first[f"24-000-184#{a}"], second[f"24-016-809#{b}"])
+    assert 0 < report.seconds_before_embedding < report.seconds
+
+
+def test_a_text_that_recurred_keeps_its_vector_for_the_batches_after(embedder, monkeypatch):
+    # Sent in turn, each batch's vectors taken once the next is sent (as ingest does): "alpha"
+    # recurs in the batch after its first, so it is kept, and a later batch reuses it; "beta",
+    # seen in one batch only, is embedded again when it comes back after a batch without it.
+    from index.ingest import _Repeats
+
+    sent: list[list[str]] = []
+    noting_calls(monkeypatch, embedder, "embed_later", lambda texts, *_, **__: sent.append(list(texts)))
+    repeats = _Repeats(embedder, kept=8)
+    first = repeats.embed_later(["alpha text", "beta text"])
+    second = repeats.embed_later(["gamma text", "alpha text"])
+    first_vectors = first()
+    third = repeats.embed_later(["delta text"])
+    second_vectors = second()
+    fourth = repeats.embed_later(["beta text", "alpha text"])
+    third(), (fourth_vectors := fourth())
+    assert sent == [["alpha text", "beta text"], ["gamma text"], ["delta text"], ["beta text"]]
+    assert repeats.reused == 2
+    assert np.array_equal(second_vectors[1], first_vectors[0]) and np.array_equal(fourth_vectors[1], first_vectors[0])
+    assert float(fourth_vectors[0] @ first_vectors[1]) > 0.95  # made again, for the same text
+    assert list(repeats.kept) == ["alpha text"]
 
 
 def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encoder_ends(embedder, tmp_path, monkeypatch):
