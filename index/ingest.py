@@ -84,10 +84,11 @@ EARLY_BATCH_WINDOWS = 1024  # OMBUDSMAN_EARLY_BATCH
 # encoder-alone rate with the child against 0.83 without; 750 (R 5), 0.839 and 0.791 with against
 # 0.801 without; 3,000 (R 20), 0.88 to 0.91 with against 0.84 to 0.88 without.
 BULK_DECISIONS = 750  # OMBUDSMAN_BULK_DECISIONS
-# Vectors an ingest keeps of texts that recurred in two batches (standard paragraphs), for the
-# batches after: about 1.5 KB each. A batch embeds each distinct text once; without these, every
-# batch embedded each standard paragraph again. Memory only: an archive's standard paragraphs are
-# a few hundred texts, and one recurring after more distinct texts than this is embedded again.
+# Vectors an ingest keeps of texts found in two batches one after the other (standard paragraphs),
+# for any batch after: about 1.5 KB each (see ``_Repeats``). A batch embeds each distinct text
+# once; without these, every batch embedded each standard paragraph again. Memory only: an
+# archive's standard paragraphs are a few hundred texts; past this many kept, the one least
+# recently reused goes (and is embedded again where it next comes, then kept again).
 REPEATS_KEPT = 4096
 
 
@@ -138,7 +139,7 @@ class IngestReport:
     seconds_before_embedding: float = 0.0
     embedded_passages: int = 0
     embedded_windows: int = 0
-    reused_windows: int = 0  # of ``embedded_windows``: given the vector made for an earlier batch
+    reused_windows: int = 0  # windows sent to be stored with a vector made for an earlier batch
     lexical_rebuilt: bool = False
 
     def count(self, status: str) -> int:
@@ -165,6 +166,7 @@ class IngestReport:
             "added": self.count(ADDED), "replaced": self.count(REPLACED), "unchanged": self.count(UNCHANGED),
             "repaired": self.count(REPAIRED), "removed": self.count(REMOVED), "failed": self.count(FAILED),
             "seconds": round(self.seconds, 3), "embedded_paragraphs": self.embedded_passages,
+            "reused_windows": self.reused_windows,
             "paragraphs_per_second": round(self.rate, 2),
             "results": [r.__dict__ for r in self.results],
         }
@@ -430,6 +432,7 @@ class _Writer:
         self.flush()
         self._store_sent()
         self.report.reused_windows = self.repeats.reused if self.repeats is not None else 0
+        self.repeats = None  # the kept vectors go with the last batch
         if embedded is not None:
             embedded()
         self.wait()
@@ -438,13 +441,15 @@ class _Writer:
 
 
 class _Repeats:
-    """The texts of the batch sent last, and those that recurred in two batches already, with
-    (what gives) their vectors: a batch's texts found there are not sent to the encoder again.
-    Standard paragraphs recur across a whole archive, word for word: the encoder embeds each once
-    per batch (``Embedder.embed``), and once per ingest with these. A text reused from the batch
-    sent last takes its vector when that batch's come back, which is before this batch's (the
-    encoder answers in order). The reused vector was made beside other texts than this batch's,
-    which changes only its last digits (``Embedder.embed``)."""
+    """The texts of the batch sent last, and those kept (found in two batches one after the other),
+    with (what gives) their vectors: a batch's texts found there are not sent to the encoder again.
+    Standard paragraphs recur across a whole archive, word for word, so nearly every batch has them
+    and they are soon kept: the encoder embeds each once per batch (``Embedder.embed``), and with
+    these about once per ingest. A text seen in one batch only and next two or more batches later
+    is embedded again (only the last batch's texts are looked up, not every text seen). A text
+    reused from the batch sent last takes its vector when that batch's come back, which is before
+    this batch's (the encoder answers in order). The reused vector was made beside other texts
+    than this batch's, which changes only its last digits (``Embedder.embed``)."""
 
     def __init__(self, embedder: Embedder, kept: int) -> None:
         self.embedder, self.limit = embedder, kept
@@ -472,6 +477,8 @@ class _Repeats:
             self.embedder.not_embedding([texts[i] for i, _ in kept] + [texts[i] for i, _ in from_last])
         made = self.embedder.embed_later([texts[i] for i in fresh]) if fresh else None
         self.reused += len(kept) + len(from_last)
+        if not from_last:
+            last_vectors = None  # not needed: this batch's closure should not hold that one's
         got: list[np.ndarray] = []
 
         def vectors() -> np.ndarray:

@@ -41,7 +41,6 @@ import os
 import shutil
 import tempfile
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -451,6 +451,24 @@ def test_columns_made_batch_by_batch_and_joined_are_those_of_all_the_decisions_a
     assert len(whole.passages) == 33
 
 
+def test_postings_count_each_term_once_per_passage_in_the_order_it_first_occurs():
+    # Three passages: terms numbered in order of first sight over all of them; each passage's
+    # postings in the order its terms first occur in it, with their counts; a passage of no
+    # tokens has none, and a count past 65,535 is held at it (the column is 16-bit).
+    from index.segment import _postings, _Table
+
+    terms = _Table()
+    tokens = ["council", "delay", "council", "fault"] + [] + ["fault", "council"] + ["delay"] * 70_000
+    term, doc, tf = _postings(tokens, [4, 0, 2 + 70_000], terms)
+    assert terms.values == ["council", "delay", "fault"]
+    assert term.tolist() == [0, 1, 2, 2, 0, 1]
+    assert doc.tolist() == [0, 0, 0, 2, 2, 2]
+    assert tf.tolist() == [2, 1, 1, 1, 1, 65535]
+    assert (term.dtype, doc.dtype, tf.dtype) == (np.int32, np.int32, np.uint16)
+    empty = _postings([], [0, 0], _Table())
+    assert [len(a) for a in empty] == [0, 0, 0]
+
+
 def test_decisions_directions_are_the_same_made_whole_or_a_batch_at_a_time(monkeypatch):
     # Summed a block of windows at a time, a decision whose windows crossed a block's end was
     # summed in two parts and rounded differently from the same decision summed in one batch.

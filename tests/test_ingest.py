@@ -907,6 +907,26 @@ def test_a_text_that_recurred_keeps_its_vector_for_the_batches_after(embedder, m
     assert list(repeats.kept) == ["alpha text"]
 
 
+def test_a_batch_wholly_of_texts_embedded_before_sends_nothing_and_the_least_recently_reused_goes_first(embedder, monkeypatch):
+    # Kept: at most one. "alpha" is kept once found in two batches in turn, then "beta" takes its
+    # place; a batch of nothing but texts the batch before had (one of them twice) sends nothing.
+    from index.ingest import _Repeats
+
+    sent: list[list[str]] = []
+    noting_calls(monkeypatch, embedder, "embed_later", lambda texts, *_, **__: sent.append(list(texts)))
+    repeats = _Repeats(embedder, kept=1)
+    first = repeats.embed_later(["alpha text", "beta text"])
+    second = repeats.embed_later(["beta text", "alpha text", "beta text"])
+    first_vectors, second_vectors = first(), second()
+    assert sent == [["alpha text", "beta text"]]
+    assert np.array_equal(second_vectors, first_vectors[[1, 0, 1]])
+    assert list(repeats.kept) == ["beta text"]  # kept in the order reused: "alpha" went first
+    third = repeats.embed_later(["gamma text"])
+    fourth = repeats.embed_later(["alpha text", "beta text"])
+    third(), fourth()
+    assert sent[1:] == [["gamma text"], ["alpha text"]] and repeats.reused == 4
+
+
 def test_the_last_batch_is_small_so_that_little_is_left_to_write_after_the_encoder_ends(embedder, tmp_path, monkeypatch):
     # 20 decisions of 3 paragraphs and a Summary: 80 windows expected, a decision's 4 at a time.
     # After the first batch, full ones; the last full one also takes the 4 windows that would be
