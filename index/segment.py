@@ -288,10 +288,10 @@ def columns_of_parts(parts: list[Part], dimension: int) -> Columns:
         rows["length"] = lengths
         statute_counts = [len(p.statutes) for p in passages]
         rows["statute_count"] = statute_counts
-        rows["statute_start"] = np.cumsum([0, *statute_counts[:-1]])
+        rows["statute_start"] = starts_of(statute_counts)
         statute_ids = [statutes(s) for p in passages for s in p.statutes]
         rows["window_count"] = window_counts
-        rows["window_start"] = np.cumsum([0, *window_counts[:-1]])
+        rows["window_start"] = starts_of(window_counts)
     vectors = np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, dimension), np.float32)
     q, scales = quantise(vectors)
     text_bytes, text_start = texts_of(p.text for part in parts for p in part.passages)
@@ -334,10 +334,10 @@ def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
     # statutes and windows of the kept passages, renumbered
     starts, counts = rows["statute_start"], rows["statute_count"]
     statute_ids = np.asarray(segment.statute_ids)[spans(starts, counts)] if len(rows) else np.zeros(0, np.int32)
-    rows["statute_start"] = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(rows) else rows["statute_start"]
+    rows["statute_start"] = starts_of(counts)
     w_starts, w_counts = rows["window_start"].copy(), rows["window_count"]
     windows = spans(w_starts, w_counts)
-    rows["window_start"] = np.concatenate(([0], np.cumsum(w_counts)[:-1])) if len(rows) else rows["window_start"]
+    rows["window_start"] = starts_of(w_counts)
     rows["decision"] = renumber[rows["decision"]]
     terms = np.repeat(np.arange(len(segment.term_start) - 1, dtype=np.int32), np.diff(segment.term_start))
     docs = np.asarray(segment.posting_doc)
@@ -355,6 +355,12 @@ def columns_of_segment(segment: "Segment", keep: np.ndarray) -> Columns:
     return Columns(decisions, segment.sections, segment.subsections, segment.statutes, list(segment.terms),
                    rows, statute_ids.astype(np.int32), terms[live], new_row[docs[live]].astype(np.int32),
                    np.asarray(segment.posting_tf)[live], *segment.window_rows(windows), text_bytes, text_start)
+
+
+def starts_of(counts) -> np.ndarray:
+    """Where each of some runs, ``counts`` long one after the other, starts (none for none)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.cumsum(counts) - counts
 
 
 def spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
